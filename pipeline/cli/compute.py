@@ -1,0 +1,47 @@
+"""``pipeline compute``: run a kernel over a raster and write the result."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from pipeline.cli.options import cluster_options, connect_from_options, overwrite_opt
+
+
+@click.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True))
+@click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=True))
+@click.option("--kernel", "kernel_name", required=True, help="Kernel name, e.g. reverse-bands.")
+@click.option(
+    "--chunks", type=click.IntRange(min=1), help="Chunk edge in pixels (rounded to the blocks)."
+)
+@overwrite_opt
+@cluster_options
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def compute(
+    input_path: str,
+    output_path: str,
+    kernel_name: str,
+    chunks: int | None,
+    overwrite: bool,
+    progress: bool,
+    **cluster: Any,
+) -> None:
+    """Apply KERNEL to every block of INPUT and write OUTPUT atomically."""
+    from pipeline.apply import apply_kernel
+    from pipeline.io.open import open_raster
+    from pipeline.io.write import check_output_path, write_raster
+
+    # Everything that can be checked is checked before a cluster starts.
+    da = open_raster(input_path, chunks=chunks if chunks else "auto")
+    result = apply_kernel(da, kernel_name)
+    check_output_path(output_path, overwrite=overwrite)
+    with connect_from_options(cluster):
+        start = time.perf_counter()
+        out = write_raster(result, output_path, overwrite=overwrite, progress=progress)
+        seconds = time.perf_counter() - start
+    mpix = da.sizes["y"] * da.sizes["x"] / 1e6
+    click.echo(f"wrote {out}")
+    click.echo(f"{seconds:.2f} s, {mpix / seconds:.2f} megapixels/s ({da.sizes['band']} bands)")

@@ -1,0 +1,39 @@
+"""Exceptions and warnings raised by raster-pipeline; the only place they are defined.
+
+Each error mixes in the builtin it specialises (as rasterio does), so ``except ValueError``
+or ``except FileExistsError`` keeps working for callers that do not know our types.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base class of every error raised on purpose by raster-pipeline."""
+
+
+class RasterInputError(PipelineError, ValueError):
+    """An input raster is missing, unreadable, corrupt or unsuitable."""
+
+
+class ChunkingError(PipelineError, ValueError):
+    """Requested chunks cannot be honoured."""
+
+
+class KernelError(PipelineError, ValueError):
+    """Unknown kernel, bad kernel parameters, or a kernel that cannot run on this input."""
+
+
+class OutputError(PipelineError, OSError):
+    """The output cannot be written (exists, folder missing or not writable)."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """The output exists and ``overwrite`` was not requested."""
+
+
+class ClusterError(PipelineError, RuntimeError):
+    """The Dask cluster cannot be started or reached."""
+
+
+class PipelineWarning(UserWarning):
+    """Warnings emitted by raster-pipeline (turned into errors by its own test-suite)."""

@@ -1,0 +1,1 @@
+"""Raster I/O: block-aligned lazy open and locked, atomic write."""

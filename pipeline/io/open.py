@@ -1,0 +1,236 @@
+"""Open a raster as a lazy, block-aligned, chunked rioxarray DataArray."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, Union
+
+import dask.array as da
+import numpy as np
+import rasterio
+import rioxarray
+import xarray as xr
+from dask.base import tokenize
+from dask.utils import parse_bytes
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from pipeline import config, grid
+from pipeline.errors import ChunkingError, PipelineWarning, RasterInputError
+
+ChunksArg = Union[str, int, tuple[int, int], Mapping[str, int], None]  # noqa: UP007
+
+# GeoTIFF tiles are multiples of 16: chunks on that grid can be written without re-tiling.
+_WRITE_ALIGN = 16
+
+_local = threading.local()
+_HANDLES_PER_THREAD = 8
+
+
+def _file_identity(path: str) -> tuple[Any, ...]:
+    st = os.stat(path)
+    return (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def check_input_file(path: str | os.PathLike[str]) -> str:
+    """Return ``path`` as a string, or raise a one-line `RasterInputError` naming what is wrong."""
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise RasterInputError(f"{p}: no such file")
+    if os.path.isdir(p):
+        raise RasterInputError(f"{p}: is a directory, not a raster file")
+    if os.path.getsize(p) == 0:
+        raise RasterInputError(f"{p}: empty file (0 bytes), not a raster")
+    if not os.access(p, os.R_OK):
+        raise RasterInputError(f"{p}: not readable (permission denied)")
+    return p
+
+
+def _dataset(path: str, identity: tuple[Any, ...]) -> rasterio.DatasetReader:
+    """A rasterio dataset private to the calling thread (GDAL handles are not thread-safe).
+
+    Each thread keeps the few most recently used files open (an LRU of
+    ``_HANDLES_PER_THREAD``), keyed by file identity so a rewritten file is reopened.
+    """
+    cache: OrderedDict[tuple[Any, ...], rasterio.DatasetReader] | None = getattr(
+        _local, "datasets", None
+    )
+    if cache is None:
+        cache = _local.datasets = OrderedDict()
+    ds = cache.get(identity)
+    if ds is None or ds.closed:
+        ds = cache[identity] = rasterio.open(path)
+    cache.move_to_end(identity)
+    while len(cache) > _HANDLES_PER_THREAD:
+        cache.popitem(last=False)[1].close()
+    return ds
+
+
+def _read_chunk(
+    path: str,
+    identity: tuple[Any, ...],
+    indexes: list[int],
+    dtype: str,
+    block_info: dict[Any, Any] | None = None,
+) -> np.ndarray:
+    """Read one chunk; errors name the file and the window."""
+    assert block_info is not None  # dask always passes it to map_blocks callables
+    (b0, b1), (r0, r1), (c0, c1) = block_info[None]["array-location"]
+    window = Window(c0, r0, c1 - c0, r1 - r0)
+    try:
+        ds = _dataset(path, identity)
+        out = ds.read(indexes[b0:b1], window=window, out_dtype=dtype)
+    except RasterioError as err:
+        raise RasterInputError(
+            f"{path}: corrupt or unreadable data in rows {r0}:{r1}, columns {c0}:{c1} ({err})"
+        ) from err
+    return out
+
+
+def _normalize_chunks(
+    chunks: ChunksArg,
+    shape: tuple[int, int, int],
+    block_yx: tuple[int, int],
+    itemsize: int,
+    path: str,
+) -> tuple[grid.Chunks1D, grid.Chunks1D, grid.Chunks1D]:
+    count, height, width = shape
+    by, bx = block_yx
+    band_chunks: grid.Chunks1D = (count,)
+    # Prefer units that are multiples of both the file's blocks and the 16-pixel write grid.
+    uy, ux = (
+        math.lcm(b, _WRITE_ALIGN) if math.lcm(b, _WRITE_ALIGN) <= 1024 else b for b in (by, bx)
+    )
+    if chunks is None or chunks == "auto":
+        # About chunk-bytes per chunk, but at least min-chunks chunks so that small rasters
+        # still spread over every core (never less than one block per chunk).
+        total = itemsize * count * height * width
+        target = min(
+            parse_bytes(config.get("open.chunk-bytes")),
+            max(1, total // int(config.get("open.min-chunks"))),
+        )
+        ys, xs = grid.auto_spatial_chunks(
+            (height, width),
+            (uy, ux if bx < width else bx),
+            bytes_per_pixel=itemsize * count,
+            target_bytes=target,
+        )
+        return band_chunks, ys, xs
+    if isinstance(chunks, int):
+        cy, cx = chunks, chunks
+    elif isinstance(chunks, Mapping):
+        unknown = set(chunks) - {"band", "y", "x"}
+        if unknown:
+            raise ChunkingError(f"{path}: unknown chunk dimension(s) {sorted(unknown)!r}")
+        cy, cx = int(chunks.get("y", height)), int(chunks.get("x", width))
+        if "band" in chunks:
+            band_chunks = grid.regular_chunks(count, int(chunks["band"]))
+    elif isinstance(chunks, tuple) and len(chunks) == 2:
+        cy, cx = int(chunks[0]), int(chunks[1])
+    else:
+        raise ChunkingError(
+            f"{path}: chunks must be 'auto', an int, (y, x) or a dict, got {chunks!r}"
+        )
+    if cy <= 0 or cx <= 0:
+        raise ChunkingError(f"{path}: chunk sizes must be positive, got {(cy, cx)!r}")
+    ry = cy if cy >= height else grid.round_to_multiple(cy, by)
+    rx = cx if cx >= width else grid.round_to_multiple(cx, bx)
+    if (ry, rx) != (cy, cx):
+        warnings.warn(
+            f"{path}: chunks {(cy, cx)!r} are not multiples of the file's {(by, bx)!r} blocks; "
+            f"using {(ry, rx)!r}",
+            PipelineWarning,
+            stacklevel=3,
+        )
+    return band_chunks, grid.regular_chunks(height, ry), grid.regular_chunks(width, rx)
+
+
+def open_raster(
+    path: str | os.PathLike[str],
+    *,
+    chunks: ChunksArg = "auto",
+    bands: list[int] | None = None,
+) -> xr.DataArray:
+    """Open a raster file as a lazy, block-aligned dask-backed DataArray.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any raster GDAL reads (GeoTIFF, COG, ...).
+    chunks : "auto", int, (y, x) tuple or dict, optional
+        "auto" (default) picks chunks of about ``pipeline.open.chunk-bytes`` (32 MiB, all bands
+        together; smaller for small rasters so there are ``pipeline.open.min-chunks`` of them)
+        made of whole internal blocks (full-width row bands for striped files). Explicit sizes
+        that are not multiples of the block shape are rounded to the nearest multiple with a
+        `PipelineWarning`. The band axis is one chunk unless ``{"band": n}`` is given.
+    bands : list of int, optional
+        1-based band indexes to read (default: all).
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``("band", "y", "x")``, coordinates, CRS, transform, nodata (``_FillValue``), scale
+        and offset, band descriptions (``long_name``) and tags as rioxarray sets them. Nothing is
+        read until computed; nodata values are kept as stored (not masked). The dask name is
+        ``pipeline-open-<token>`` where the token depends on the file's path, inode, size and
+        modification time, so a rewritten file never reuses cached results.
+
+    Raises
+    ------
+    RasterInputError
+        Missing file, directory, empty file, or a file GDAL cannot open as a raster.
+    ChunkingError
+        Malformed ``chunks``.
+    """
+    p = check_input_file(path)
+    try:
+        with rasterio.open(p) as ds:
+            count, height, width = ds.count, ds.height, ds.width
+            block_yx = ds.block_shapes[0]
+            dtypes = set(ds.dtypes)
+    except RasterioError as err:
+        raise RasterInputError(f"{p}: not a readable raster ({err})") from err
+    if len(dtypes) != 1:
+        raise RasterInputError(f"{p}: bands have different data types {sorted(dtypes)!r}")
+    dtype = np.dtype(dtypes.pop())
+    indexes = list(bands) if bands is not None else list(range(1, count + 1))
+    if not indexes or any(not 1 <= i <= count for i in indexes):
+        raise RasterInputError(f"{p}: band indexes {indexes!r} out of range 1..{count}")
+
+    shape = (len(indexes), height, width)
+    band_c, ys, xs = _normalize_chunks(chunks, shape, block_yx, dtype.itemsize, p)
+    identity = _file_identity(p)
+    token = tokenize(identity, indexes, (band_c, ys, xs))
+    data = da.map_blocks(
+        _read_chunk,
+        p,
+        identity,
+        indexes,
+        dtype.str,
+        name=f"pipeline-open-{token}",
+        chunks=(band_c, ys, xs),
+        dtype=dtype,
+        meta=np.empty((0, 0, 0), dtype=dtype),
+    )
+    try:
+        template = rioxarray.open_rasterio(p, chunks=None, cache=False, lock=False)
+    except RasterioError as err:
+        raise RasterInputError(f"{p}: not a readable raster ({err})") from err
+    assert isinstance(template, xr.DataArray)  # one file, band_as_variable=False
+    if bands is not None:
+        template = template.sel(band=indexes)
+    result = xr.DataArray(
+        data,
+        coords=template.coords,
+        dims=template.dims,
+        attrs=dict(template.attrs),
+        name=template.name,
+    )
+    result.encoding = {**template.encoding, "source": os.path.abspath(p)}
+    template.close()
+    return result

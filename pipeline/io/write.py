@@ -1,0 +1,227 @@
+"""Write a (lazy) DataArray to a tiled GeoTIFF through a locked, atomic ``rio.to_raster``."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import dask
+import dask.base
+import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+from dask.base import tokenize
+
+from pipeline import config, grid
+from pipeline.errors import OutputError, OutputExistsError
+from pipeline.io.locks import write_lock
+
+#: Suffix of the temporary files written next to the destination; a crashed run's leftovers
+#: carry it and can be removed safely.
+TEMP_SUFFIX = ".pipeline-tmp"
+
+
+def temp_path_for(path: str) -> str:
+    """A unique, hidden temporary name in the destination's folder (same filesystem)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
+
+
+def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> str:
+    """Validate that ``path`` can be written; return it as an absolute path.
+
+    Raises `OutputExistsError` when it exists and ``overwrite`` is false, and `OutputError` when
+    it is a directory or its folder is missing or not writable.
+    """
+    p = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(p)
+    if os.path.isdir(p):
+        raise OutputError(f"{p}: is a directory; give a file name for the output")
+    if os.path.lexists(p) and not overwrite:
+        raise OutputExistsError(
+            f"{p}: output exists; pass overwrite=True (--overwrite) to replace it"
+        )
+    if not os.path.isdir(folder):
+        raise OutputError(f"{p}: output folder {folder!r} does not exist")
+    probe = temp_path_for(p)
+    try:
+        with open(probe, "wb"):
+            pass
+    except OSError as err:
+        raise OutputError(f"{p}: output folder is not writable ({err.strerror})") from err
+    os.unlink(probe)
+    return p
+
+
+def _default_predictor(dtype: np.dtype[Any], compress: str | None) -> int | None:
+    if not compress or compress.lower() not in {"deflate", "lzw", "zstd", "lzma"}:
+        return None
+    if dtype.kind == "f" and dtype.itemsize in (2, 4, 8):
+        return 3
+    if dtype.kind in "iu":
+        return 2
+    return None
+
+
+def _block_aligned(da: xr.DataArray, max_block: int) -> tuple[xr.DataArray, int, int]:
+    """Rechunk ``da`` if needed so that every chunk is a whole number of TIFF tiles."""
+    ys, xs = da.data.chunks[1], da.data.chunks[2]
+    by = grid.write_block_size(ys, max_block=max_block)
+    bx = grid.write_block_size(xs, max_block=max_block)
+    if by and bx:
+        return da, by, bx
+    new: dict[str, Any] = {}
+    if not by:
+        by = max_block
+        new["y"] = grid.round_to_multiple(max(ys), by)
+    if not bx:
+        bx = max_block
+        new["x"] = grid.round_to_multiple(max(xs), bx)
+    return da.chunk(new), by, bx
+
+
+def _active_client() -> Any:
+    """The distributed client dask would use right now, or None."""
+    scheduler = dask.base.get_scheduler()
+    owner = getattr(scheduler, "__self__", None)
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return None
+    return owner if isinstance(owner, Client) else None
+
+
+def _compute(delayed: Any, *, progress: bool) -> None:
+    client = _active_client()
+    if client is not None:
+        future = client.compute(delayed)
+        if progress:
+            from distributed import progress as show_progress
+
+            show_progress(future)
+        future.result()
+        return
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            dask.compute(delayed)
+    else:
+        dask.compute(delayed)
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _publish(tmp: str, dst: str, *, overwrite: bool) -> None:
+    """Move the finished temporary file onto ``dst`` atomically."""
+    if overwrite:
+        os.replace(tmp, dst)
+        return
+    try:
+        os.link(tmp, dst)  # atomic and refuses to clobber a file created meanwhile
+    except FileExistsError as err:
+        raise OutputExistsError(f"{dst}: output appeared while writing; left untouched") from err
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+            raise
+        if os.path.lexists(dst):
+            raise OutputExistsError(
+                f"{dst}: output appeared while writing; left untouched"
+            ) from err
+        os.replace(tmp, dst)
+        return
+    os.unlink(tmp)
+
+
+def write_raster(
+    da: xr.DataArray,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    compress: str | None = None,
+    predictor: int | None = None,
+    max_block: int | None = None,
+    creation_options: Mapping[str, Any] | None = None,
+    lock: Any = None,
+    progress: bool = False,
+) -> str:
+    """Compute ``da`` and write it as a tiled GeoTIFF that appears atomically at ``path``.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        ``(band, y, x)`` array with rioxarray georeferencing (lazy or in memory).
+    path : str or os.PathLike
+        Destination file.
+    overwrite : bool, default False
+        Replace an existing ``path``; otherwise an existing file is an error and is never
+        touched.
+    compress : str, optional
+        GDAL compression (default ``pipeline.write.compress``, deflate); a predictor suited to
+        the dtype is added unless ``predictor`` is given.
+    predictor : int, optional
+        TIFF predictor (2 integer, 3 floating point).
+    max_block : int, optional
+        Largest TIFF tile edge (default ``pipeline.write.max-block``, 512). Tiles always divide
+        the dask chunks so each chunk writes whole tiles; the array is rechunked if that cannot
+        hold.
+    creation_options : mapping, optional
+        Extra GDAL creation options (``BIGTIFF`` defaults to ``IF_SAFER``).
+    lock : lock, optional
+        Default: a lock matched to the active scheduler (``distributed.Lock`` on a cluster).
+    progress : bool, default False
+        Show a progress bar while computing.
+
+    Returns
+    -------
+    str
+        The absolute output path.
+
+    Notes
+    -----
+    Data is written under a unique hidden temporary name in the destination folder with the
+    driver set explicitly, synced, and moved onto ``path`` only after every chunk succeeded.
+    On any failure (including Ctrl-C) the temporary file is removed and an existing output is
+    left untouched. CRS, transform, nodata, dtype, band descriptions and tags are written.
+    """
+    dst = check_output_path(path, overwrite=overwrite)
+    if not hasattr(da.data, "dask"):
+        da = da.chunk()
+    block = int(max_block or config.get("write.max-block"))
+    da, by, bx = _block_aligned(da, block)
+    compress = compress or config.get("write.compress")
+    options: dict[str, Any] = {"BIGTIFF": config.get("write.bigtiff")}
+    options.update({k.upper(): v for k, v in (creation_options or {}).items()})
+    pred = predictor if predictor is not None else _default_predictor(da.dtype, compress)
+    if pred is not None:
+        options.setdefault("PREDICTOR", pred)
+    tmp = temp_path_for(dst)
+    try:
+        delayed = da.rio.to_raster(
+            tmp,
+            driver="GTiff",
+            tiled=True,
+            blockxsize=bx,
+            blockysize=by,
+            compress=compress,
+            lock=lock if lock is not None else write_lock(f"pipeline-write-{tokenize(tmp)}"),
+            compute=False,
+            **options,
+        )
+        _compute(delayed, progress=progress)
+        _fsync(tmp)
+        _publish(tmp, dst, overwrite=overwrite)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return dst
