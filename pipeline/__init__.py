@@ -8,14 +8,17 @@ Layering (lower layers never import higher ones; nothing imports ``cli``)::
       -> io.write (locked, atomic write)
       -> cluster (where it runs), demo
       -> cli (click front end)
+
+The public names below are imported on first use (PEP 562), so ``pipeline --help`` does not pay
+for importing xarray, numba and distributed.
 """
 
 from __future__ import annotations
 
-from pipeline import config as _config  # noqa: F401  (registers dask-config defaults)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from pipeline._version import __version__
-from pipeline.apply import apply_kernel
-from pipeline.cluster import connect
 from pipeline.errors import (
     ChunkingError,
     ClusterError,
@@ -26,9 +29,23 @@ from pipeline.errors import (
     PipelineWarning,
     RasterInputError,
 )
-from pipeline.io.open import open_raster
-from pipeline.io.write import write_raster
-from pipeline.kernels import KernelSpec, list_kernels, register_kernel
+
+if TYPE_CHECKING:
+    from pipeline.apply import apply_kernel
+    from pipeline.cluster import connect
+    from pipeline.io.open import open_raster
+    from pipeline.io.write import write_raster
+    from pipeline.kernels import KernelSpec, list_kernels, register_kernel
+
+_LAZY = {
+    "apply_kernel": "pipeline.apply",
+    "connect": "pipeline.cluster",
+    "open_raster": "pipeline.io.open",
+    "write_raster": "pipeline.io.write",
+    "KernelSpec": "pipeline.kernels",
+    "list_kernels": "pipeline.kernels",
+    "register_kernel": "pipeline.kernels",
+}
 
 __all__ = [
     "ChunkingError",
@@ -48,3 +65,16 @@ __all__ = [
     "register_kernel",
     "write_raster",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

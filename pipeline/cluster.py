@@ -83,7 +83,7 @@ def connect(
     processes: bool = False,
     dashboard_address: str = "127.0.0.1:8787",
     insecure: bool = False,
-    timeout: float = 30.0,
+    timeout: float | None = None,
     quiet: bool = False,
 ) -> Client:
     """Return a distributed Client: a new LocalCluster, or one attached to a running scheduler.
@@ -101,8 +101,9 @@ def connect(
         every interface). Use ``"127.0.0.1:0"`` for a free port.
     insecure : bool, default False
         Allow a plain ``tcp://`` scheduler that is not on this machine.
-    timeout : float, default 30
-        Seconds to wait for a remote scheduler.
+    timeout : float, optional
+        Seconds to wait for a remote scheduler (default: dask config
+        ``distributed.comm.timeouts.connect``, 30 s).
     quiet : bool, default False
         Do not log the sizing and dashboard link.
 
@@ -143,7 +144,8 @@ def connect(
                 "(credentials from dask config distributed.comm.tls.*) or pass --insecure"
             )
         try:
-            client = Client(target, timeout=timeout, set_as_default=True)
+            extra = {} if timeout is None else {"timeout": timeout}
+            client = Client(target, set_as_default=True, **extra)
         except (OSError, TimeoutError) as err:
             raise ClusterError(f"cannot reach the scheduler at {target!r}: {err}") from err
     if not quiet:

@@ -30,7 +30,7 @@ def shared_data() -> pathlib.Path:
 class _ComputeCounter:
     """A dask scheduler that fails the test if anything is computed (xarray's pattern)."""
 
-    def __call__(self, dsk, keys, **kwargs):  # noqa: ANN001, ANN204
+    def __call__(self, dsk, keys, **kwargs):
         raise RuntimeError("dask computed something where the graph should stay lazy")
 
 

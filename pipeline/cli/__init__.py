@@ -30,6 +30,11 @@ class _Group(click.Group):
             ctx.exit(1)
 
 
+def _format_warning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> str:
+    """Warnings as one line on the terminal, like errors."""
+    return f"pipeline: warning: {' '.join(str(message).split())}\n"
+
+
 def _configure_logging(verbose: int, debug: bool) -> None:
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -37,6 +42,7 @@ def _configure_logging(verbose: int, debug: bool) -> None:
     # Task failures are reported once, by us; keep distributed's and GDAL's echoes out.
     logging.getLogger("distributed").setLevel(logging.CRITICAL if quiet == logging.ERROR else level)
     logging.getLogger("rasterio").setLevel(logging.CRITICAL if quiet == logging.ERROR else level)
+    warnings.formatwarning = _format_warning
     if not (verbose or debug):
         from rasterio.errors import NotGeoreferencedWarning
 

@@ -216,6 +216,7 @@ def write_raster(
             compress=compress,
             lock=lock if lock is not None else write_lock(f"pipeline-write-{tokenize(tmp)}"),
             compute=False,
+            recalc_transform=False,  # write the exact GeoTransform, not one rebuilt from coords
             **options,
         )
         _compute(delayed, progress=progress)

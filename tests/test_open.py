@@ -1,0 +1,134 @@
+"""open_raster: block-aligned lazy chunks, metadata, tokens, errors."""
+
+from __future__ import annotations
+
+import os
+
+import dask
+import numpy as np
+import pytest
+import rasterio
+
+import pipeline
+from pipeline import grid
+from pipeline.testing import write_synthetic_raster
+from tests.conftest import raise_if_dask_computes
+
+
+def test_open_is_lazy_and_reads_the_same_values_as_rasterio(shared_data) -> None:
+    path = shared_data / "RGB.byte.tif"
+    with raise_if_dask_computes():
+        da = pipeline.open_raster(path)
+    assert da.dims == ("band", "y", "x")
+    with rasterio.open(path) as ds:
+        expected = ds.read()
+        assert da.rio.crs == ds.crs
+        assert da.rio.transform() == ds.transform
+        assert da.rio.nodata == ds.nodata
+    np.testing.assert_array_equal(da.values, expected)
+
+
+@pytest.mark.parametrize("name", ["RGB.byte.tif", "shade.tif", "all-nodata.tif", "world.rgb.tif"])
+def test_auto_chunks_fall_on_the_files_block_grid(shared_data, name) -> None:
+    path = shared_data / name
+    da = pipeline.open_raster(path)
+    with rasterio.open(path) as ds:
+        by, bx = ds.block_shapes[0]
+        count = ds.count
+    assert da.data.chunks[0] == (count,)  # band axis in one chunk
+    assert grid.is_block_aligned(da.data.chunks[1], by)
+    assert grid.is_block_aligned(da.data.chunks[2], bx)
+
+
+def test_striped_file_gets_full_width_row_bands(tmp_path) -> None:
+    path = write_synthetic_raster(tmp_path / "striped.tif", height=1500, width=900, block=None)
+    with rasterio.open(path) as ds:
+        assert ds.block_shapes[0][1] == 900  # really striped
+        rows = ds.block_shapes[0][0]
+    with dask.config.set({"pipeline.open.chunk-bytes": "256KiB"}):
+        da = pipeline.open_raster(path)
+    assert da.data.chunks[2] == (900,)
+    assert len(da.data.chunks[1]) > 1
+    assert grid.is_block_aligned(da.data.chunks[1], rows)
+
+
+def test_tiled_file_gets_many_whole_tile_chunks(tmp_path) -> None:
+    path = write_synthetic_raster(tmp_path / "tiled.tif", height=2000, width=1300, block=256)
+    da = pipeline.open_raster(path)
+    ys, xs = da.data.chunks[1:]
+    assert len(ys) * len(xs) >= 4
+    assert grid.is_block_aligned(ys, 256) and grid.is_block_aligned(xs, 256)
+    np.testing.assert_array_equal(da.values, rasterio.open(path).read())
+
+
+def test_explicit_chunks_are_rounded_to_blocks_with_a_warning(tmp_path) -> None:
+    path = write_synthetic_raster(tmp_path / "t.tif", height=1024, width=1024, block=256)
+    with pytest.warns(pipeline.PipelineWarning, match="not multiples"):
+        da = pipeline.open_raster(path, chunks=300)
+    assert da.data.chunks[1] == (256, 256, 256, 256)
+    da = pipeline.open_raster(path, chunks={"y": 512, "x": 1024})
+    assert da.data.chunks[1:] == ((512, 512), (1024,))
+
+
+def test_bad_chunks_are_refused(tmp_path) -> None:
+    path = write_synthetic_raster(tmp_path / "t.tif", height=64, width=64, block=None)
+    with pytest.raises(pipeline.ChunkingError):
+        pipeline.open_raster(path, chunks={"z": 3})
+    with pytest.raises(pipeline.ChunkingError):
+        pipeline.open_raster(path, chunks=(0, 4))
+
+
+def test_nodata_tags_and_descriptions_are_preserved(shared_data) -> None:
+    da = pipeline.open_raster(shared_data / "all-nodata.tif")
+    assert da.rio.nodata == 0
+    assert da.attrs["long_name"] == ("blue", "green", "red", "nir")
+    assert "TIFFTAG_DATETIME" in da.attrs
+
+
+def test_token_changes_when_the_file_is_rewritten(tmp_path) -> None:
+    path = tmp_path / "t.tif"
+    write_synthetic_raster(path, height=64, width=64, block=None, seed=1)
+    first = pipeline.open_raster(path)
+    assert first.data.name == pipeline.open_raster(path).data.name
+    assert first.data.name.startswith("pipeline-open-")
+    st = os.stat(path)
+    write_synthetic_raster(path, height=64, width=64, block=None, seed=2)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert pipeline.open_raster(path).data.name != first.data.name
+
+
+def _file(path, content: bytes):
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing.tif", "no such file"),
+        (lambda d: d, "is a directory"),
+        (lambda d: _file(d / "empty.tif", b""), "empty file"),
+        (lambda d: _file(d / "text.tif", b"not a raster\n"), "not a readable raster"),
+    ],
+)
+def test_bad_inputs_raise_a_one_line_error_naming_the_file(tmp_path, make, message) -> None:
+    path = make(tmp_path)
+    with pytest.raises(pipeline.RasterInputError, match=message) as info:
+        pipeline.open_raster(path)
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_corrupt_tile_error_names_the_file_and_window(shared_data, tmp_path) -> None:
+    da = pipeline.open_raster(shared_data / "corrupt.tif")  # header is fine, tiles are not
+    with pytest.raises(pipeline.RasterInputError, match="corrupt or unreadable") as info:
+        da.compute(scheduler="threads")
+    assert "corrupt.tif" in str(info.value)
+
+
+def test_band_selection(shared_data) -> None:
+    src = shared_data / "RGB.byte.tif"
+    da = pipeline.open_raster(src, bands=[3, 1])
+    np.testing.assert_array_equal(da.values, rasterio.open(src).read([3, 1]))
+    with pytest.raises(pipeline.RasterInputError, match="out of range"):
+        pipeline.open_raster(src, bands=[4])
