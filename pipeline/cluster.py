@@ -1,18 +1,24 @@
-"""Start or reach a Dask cluster: a loopback-only LocalCluster, or a scheduler address."""
+"""Start or reach a Dask cluster: a loopback-only LocalCluster, a scheduler address, or a
+cluster-config YAML file (see ``cluster-configs/``)."""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import sys
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+import dask.config
 import dask.system
 from distributed import Client
 from distributed.system import MEMORY_LIMIT
 
+from pipeline import config
+from pipeline.cluster_config import flatten, load_cluster_config, start_configured_cluster
 from pipeline.errors import ClusterError
+from pipeline.io.gdal_env import GDALEnvPlugin, describe, worker_env
 
 #: Memory kept back for the OS and the client when sizing a LocalCluster.
 _RESERVED_FRACTION = 0.1
@@ -43,6 +49,7 @@ def local_sizing(
     n_workers: int | None = None,
     threads_per_worker: int | None = None,
     processes: bool = False,
+    memory_limit: int | None = None,
     cpu_count: int | None = None,
     memory: int | None = None,
 ) -> LocalSizing:
@@ -58,14 +65,14 @@ def local_sizing(
     usable = int((memory or MEMORY_LIMIT) * (1 - _RESERVED_FRACTION))
     if processes:
         workers = n_workers or max(1, min(cpus, usable // _MIN_WORKER_MEMORY))
-        threads = threads_per_worker or max(1, cpus // workers)
     else:
         workers = n_workers or 1
-        threads = threads_per_worker or max(1, cpus // workers)
-    return LocalSizing(workers, threads, max(1, usable // workers), processes)
+    threads = threads_per_worker or max(1, cpus // workers)
+    return LocalSizing(workers, threads, memory_limit or max(1, usable // workers), processes)
 
 
-def _is_loopback(address: str) -> bool:
+def is_loopback(address: str) -> bool:
+    """True when the address's host is this machine (127.0.0.0/8, ::1 or localhost)."""
     host = urllib.parse.urlsplit(address).hostname or ""
     if host == "localhost":
         return True
@@ -75,48 +82,43 @@ def _is_loopback(address: str) -> bool:
         return False
 
 
-def connect(
-    target: str | None = None,
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(text, file=sys.stderr)
+
+
+def _start_local(
     *,
-    n_workers: int | None = None,
-    threads_per_worker: int | None = None,
-    processes: bool = False,
-    dashboard_address: str = "127.0.0.1:8787",
-    insecure: bool = False,
-    timeout: float | None = None,
-    quiet: bool = False,
+    n_workers: int | None,
+    threads_per_worker: int | None,
+    processes: bool,
+    memory_limit: int | None,
+    dashboard_address: str,
+    env: dict[str, str],
+    quiet: bool,
 ) -> Client:
-    """Return a distributed Client: a new LocalCluster, or one attached to a running scheduler.
-
-    Parameters
-    ----------
-    target : str, optional
-        None for a LocalCluster; a ``tcp://`` or ``tls://`` scheduler address otherwise.
-    n_workers, threads_per_worker : int, optional
-        Override the sizing chosen by `local_sizing`.
-    processes : bool, default False
-        Run LocalCluster workers as processes instead of threads.
-    dashboard_address : str, default "127.0.0.1:8787"
-        Where the dashboard listens; loopback by default (distributed's own default listens on
-        every interface). Use ``"127.0.0.1:0"`` for a free port.
-    insecure : bool, default False
-        Allow a plain ``tcp://`` scheduler that is not on this machine.
-    timeout : float, optional
-        Seconds to wait for a remote scheduler (default: dask config
-        ``distributed.comm.timeouts.connect``, 30 s).
-    quiet : bool, default False
-        Do not log the sizing and dashboard link.
-
-    Returns
-    -------
-    distributed.Client
-        Usable as a context manager; closing it closes a LocalCluster it started.
-    """
-    if target is None:
-        sizing = local_sizing(
-            n_workers=n_workers, threads_per_worker=threads_per_worker, processes=processes
-        )
-        try:
+    sizing = local_sizing(
+        n_workers=n_workers,
+        threads_per_worker=threads_per_worker,
+        processes=processes,
+        memory_limit=memory_limit,
+    )
+    # Lock leases: a worker that dies holding the write lock stalls the others for at most
+    # lease-timeout + validation-interval. Set for this process (scheduler and thread workers)
+    # and inherited by nanny-spawned workers.
+    dask.config.set(
+        {
+            "distributed.scheduler.locks.lease-timeout": config.get("cluster.lock-lease-timeout"),
+            "distributed.scheduler.locks.lease-validation-interval": config.get(
+                "cluster.lock-lease-validation-interval"
+            ),
+        }
+    )
+    if not processes:
+        os.environ.update(env)  # thread workers live in this process
+    pre_spawn = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **env}
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn}):
             client = Client(
                 n_workers=sizing.n_workers,
                 threads_per_worker=sizing.threads_per_worker,
@@ -130,30 +132,130 @@ def connect(
                 worker_dashboard_address="127.0.0.1:0",
                 set_as_default=True,
             )
-        except Exception as err:
-            raise ClusterError(f"could not start a LocalCluster: {err}") from err
-        if not quiet:
-            print(sizing.describe(), file=sys.stderr)
-    else:
-        scheme = urllib.parse.urlsplit(target).scheme
-        if scheme not in ("tcp", "tls"):
-            raise ClusterError(f"scheduler address {target!r} must start with tcp:// or tls://")
-        if scheme == "tcp" and not _is_loopback(target) and not insecure:
-            raise ClusterError(
-                f"refusing plain-text tcp:// to a remote scheduler {target!r}; use tls:// "
-                "(credentials from dask config distributed.comm.tls.*) or pass --insecure"
-            )
-        try:
-            extra = {} if timeout is None else {"timeout": timeout}
-            client = Client(target, set_as_default=True, **extra)
-        except (OSError, TimeoutError) as err:
-            raise ClusterError(f"cannot reach the scheduler at {target!r}: {err}") from err
-    if not quiet:
-        print(f"Dask dashboard: {dashboard_link(client)}", file=sys.stderr)
+    except Exception as err:
+        raise ClusterError(f"could not start a LocalCluster: {err}") from err
+    _say(quiet, sizing.describe())
     return client
+
+
+def _connect_remote(address: str, *, insecure: bool, timeout: float | None) -> Client:
+    scheme = urllib.parse.urlsplit(address).scheme
+    if scheme not in ("tcp", "tls"):
+        raise ClusterError(f"scheduler address {address!r} must start with tcp:// or tls://")
+    if scheme == "tcp" and not is_loopback(address) and not insecure:
+        raise ClusterError(
+            f"refusing plain-text tcp:// to a remote scheduler {address!r}; use tls:// "
+            "(credentials from dask config distributed.comm.tls.*) or pass --insecure"
+        )
+    extra = {} if timeout is None else {"timeout": timeout}
+    try:
+        return Client(address, set_as_default=True, **extra)
+    except (OSError, TimeoutError) as err:
+        raise ClusterError(f"cannot reach the scheduler at {address!r}: {err}") from err
+
+
+def connect(
+    target: str | os.PathLike[str] | None = None,
+    *,
+    n_workers: int | None = None,
+    threads_per_worker: int | None = None,
+    processes: bool | None = None,
+    memory_limit: int | None = None,
+    dashboard_address: str | None = None,
+    insecure: bool = False,
+    timeout: float | None = None,
+    gdal_env: dict[str, str] | None = None,
+    quiet: bool = False,
+) -> Client:
+    """Return a distributed Client: a new LocalCluster, a running scheduler, or a configured one.
+
+    Parameters
+    ----------
+    target : str or path, optional
+        None for a LocalCluster; a ``tcp://`` or ``tls://`` scheduler address; or a
+        cluster-config YAML file (``cluster-configs/*.yaml``: local, remote, SSH, SLURM, PBS,
+        Kubernetes), validated before anything starts.
+    n_workers, threads_per_worker, memory_limit : int, optional
+        Override the LocalCluster sizing chosen by `local_sizing`.
+    processes : bool, optional
+        LocalCluster workers as processes instead of threads (default: threads).
+    dashboard_address : str, optional
+        Where a LocalCluster dashboard listens; default ``127.0.0.1:8787`` (distributed's own
+        default listens on every interface). ``"127.0.0.1:0"`` picks a free port.
+    insecure : bool, default False
+        Allow a plain ``tcp://`` scheduler that is not on this machine.
+    timeout : float, optional
+        Seconds to wait for a remote scheduler (default: ``distributed.comm.timeouts.connect``).
+    gdal_env : dict, optional
+        Extra GDAL/PROJ environment for the workers, on top of ``pipeline.gdal-env``.
+    quiet : bool, default False
+        Do not print the sizing, GDAL settings and dashboard link.
+
+    Returns
+    -------
+    distributed.Client
+        Usable as a context manager; closing it closes any cluster `connect` started.
+    """
+    env = worker_env(gdal_env)
+    local_opts: dict[str, Any] = {}
+    if target is not None and not str(target).startswith(("tcp://", "tls://")):
+        path = os.fspath(target)
+        overlay = load_cluster_config(path)
+        kind = overlay.get("pipeline", {}).get("cluster", {}).get("kind", "local")
+        if kind == "remote":
+            remote = overlay["pipeline"]["cluster"].get("remote", {})
+            if "address" not in remote:
+                raise ClusterError(f"{path}: pipeline.cluster.remote.address is required")
+            with dask.config.set(flatten(overlay)):
+                client = _connect_remote(
+                    remote["address"],
+                    insecure=bool(remote.get("insecure", insecure)),
+                    timeout=timeout,
+                )
+        elif kind == "local":
+            local_opts = overlay.get("pipeline", {}).get("cluster", {}).get("local", {}) or {}
+            with dask.config.set(flatten(overlay)):
+                client = _start_local(
+                    n_workers=n_workers or local_opts.get("n-workers"),
+                    threads_per_worker=threads_per_worker or local_opts.get("threads-per-worker"),
+                    processes=bool(
+                        processes if processes is not None else local_opts.get("processes", False)
+                    ),
+                    memory_limit=memory_limit or _bytes(local_opts.get("memory-limit")),
+                    dashboard_address=dashboard_address
+                    or local_opts.get("dashboard-address", "127.0.0.1:8787"),
+                    env=env,
+                    quiet=quiet,
+                )
+        else:
+            client = start_configured_cluster(path, overlay, env)
+    elif target is None:
+        client = _start_local(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=bool(processes),
+            memory_limit=memory_limit,
+            dashboard_address=dashboard_address or "127.0.0.1:8787",
+            env=env,
+            quiet=quiet,
+        )
+    else:
+        client = _connect_remote(str(target), insecure=insecure, timeout=timeout)
+    client.register_plugin(GDALEnvPlugin(env))
+    _say(quiet, f"GDAL settings on workers: {describe(env)}")
+    _say(quiet, f"Dask dashboard: {dashboard_link(client)}")
+    return client
+
+
+def _bytes(value: Any) -> int | None:
+    if value is None:
+        return None
+    from dask.utils import parse_bytes
+
+    return int(parse_bytes(value)) if isinstance(value, str) else int(value)
 
 
 def dashboard_link(client: Client) -> str:
     """The client's dashboard URL, or a note when the scheduler runs none."""
     link: Any = getattr(client, "dashboard_link", None)
-    return str(link) if link else "(no dashboard: bokeh not installed on the scheduler)"
+    return str(link) if link else "(no dashboard: bokeh is not installed on the scheduler)"

@@ -37,3 +37,15 @@ class ClusterError(PipelineError, RuntimeError):
 
 class PipelineWarning(UserWarning):
     """Warnings emitted by raster-pipeline (turned into errors by its own test-suite)."""
+
+
+class ConfigError(PipelineError, ValueError):
+    """A configuration file or value is invalid (the message names the file and the key)."""
+
+
+class CRSInputError(PipelineError, ValueError):
+    """A coordinate reference system is missing, invalid or ambiguous (says what is accepted)."""
+
+
+class ReprojectError(PipelineError, ValueError):
+    """Reprojection options that cannot be honoured (resampling, grid, nodata, dtype)."""

@@ -67,11 +67,13 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="pipeline")
 
 
+from pipeline.cli import cluster as _cluster  # noqa: E402
 from pipeline.cli import compute as _compute  # noqa: E402
 from pipeline.cli import demo as _demo  # noqa: E402
 
 cli.add_command(_compute.compute)
 cli.add_command(_demo.demo)
+cli.add_command(_cluster.cluster_config)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

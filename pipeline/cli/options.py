@@ -11,13 +11,22 @@ F = Callable[..., Any]
 
 
 def cluster_options(f: F) -> F:
-    """--scheduler / --workers / --threads / --processes / --dashboard-address / --insecure."""
+    """--scheduler / --cluster / --workers / --threads / --processes / --dashboard-address /
+    --insecure."""
     decorators = [
         click.option(
             "--scheduler",
             metavar="ADDRESS",
             help="Submit to a running scheduler (tcp://host:port or tls://host:port) "
             "instead of starting a LocalCluster.",
+        ),
+        click.option(
+            "--cluster",
+            "cluster_file",
+            metavar="FILE",
+            type=click.Path(dir_okay=False),
+            help="Start or reach the cluster a cluster-config YAML describes "
+            "(see cluster-configs/).",
         ),
         click.option("--workers", type=click.IntRange(min=1), help="LocalCluster workers."),
         click.option("--threads", type=click.IntRange(min=1), help="Threads per worker."),
@@ -26,9 +35,8 @@ def cluster_options(f: F) -> F:
         ),
         click.option(
             "--dashboard-address",
-            default="127.0.0.1:8787",
-            show_default=True,
-            help="Where the LocalCluster dashboard listens (loopback unless you say otherwise).",
+            help="Where the LocalCluster dashboard listens [default: 127.0.0.1:8787; loopback "
+            "unless you say otherwise].",
         ),
         click.option(
             "--insecure", is_flag=True, help="Allow plain tcp:// to a non-loopback scheduler."
@@ -43,12 +51,14 @@ def connect_from_options(opts: dict[str, Any]) -> Any:
     """A client from the cluster options above (imported lazily: keeps --help fast)."""
     from pipeline.cluster import connect
 
+    if opts.get("scheduler") and opts.get("cluster_file"):
+        raise click.UsageError("give either --scheduler or --cluster, not both")
     return connect(
-        opts.get("scheduler"),
+        opts.get("scheduler") or opts.get("cluster_file"),
         n_workers=opts.get("workers"),
         threads_per_worker=opts.get("threads"),
-        processes=bool(opts.get("processes")),
-        dashboard_address=opts.get("dashboard_address") or "127.0.0.1:8787",
+        processes=True if opts.get("processes") else None,
+        dashboard_address=opts.get("dashboard_address"),
         insecure=bool(opts.get("insecure")),
     )
 

@@ -19,6 +19,7 @@ from dask.base import tokenize
 from pipeline import config, grid
 from pipeline.errors import OutputError, OutputExistsError
 from pipeline.io.locks import write_lock
+from pipeline.io.preflight import ensure_cluster_ready
 
 #: Suffix of the temporary files written next to the destination; a crashed run's leftovers
 #: carry it and can be removed safely.
@@ -192,9 +193,14 @@ def write_raster(
     Data is written under a unique hidden temporary name in the destination folder with the
     driver set explicitly, synced, and moved onto ``path`` only after every chunk succeeded.
     On any failure (including Ctrl-C) the temporary file is removed and an existing output is
-    left untouched. CRS, transform, nodata, dtype, band descriptions and tags are written.
+    left untouched. On a distributed cluster, worker package versions and the visibility of the
+    output folder from every worker are checked first (once per client and folder).
+    CRS, transform, nodata, dtype, band descriptions and tags are written.
     """
     dst = check_output_path(path, overwrite=overwrite)
+    client = _active_client()
+    if client is not None:
+        ensure_cluster_ready(client, os.path.dirname(dst))
     if not hasattr(da.data, "dask"):
         da = da.chunk()
     block = int(max_block or config.get("write.max-block"))

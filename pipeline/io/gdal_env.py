@@ -1,0 +1,65 @@
+"""GDAL/PROJ environment for workers: defaults from config, a worker plugin, redaction."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from pipeline import config
+
+_SECRET = re.compile(r"SECRET|TOKEN|PASSW|CREDENTIAL|PRIVATE|SESSION|AUTH|(^|_)KEY($|_)", re.I)
+
+
+def worker_env(overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The environment every worker gets: ``pipeline.gdal-env`` plus ``overrides``."""
+    env = {str(k): str(v) for k, v in (config.get("gdal-env") or {}).items()}
+    env.update({str(k): str(v) for k, v in (overrides or {}).items()})
+    return env
+
+
+def looks_secret(name: str) -> bool:
+    """True for names such as ``AWS_SECRET_ACCESS_KEY`` or ``GS_TOKEN`` whose values we hide."""
+    return bool(_SECRET.search(name))
+
+
+def redact(env: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``env`` safe to print: secret-looking values replaced by ``***``."""
+    return {k: ("***" if looks_secret(k) else v) for k, v in env.items()}
+
+
+def describe(env: Mapping[str, str]) -> str:
+    """``K=V`` pairs for the terminal, secrets redacted."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(redact(env).items()))
+
+
+def current_settings(names: list[str]) -> dict[str, str | None]:
+    """What GDAL sees for ``names`` in this process (run inside a task to check a worker)."""
+    from rasterio.env import getenv, hasenv
+
+    out: dict[str, str | None] = {}
+    active = getenv() if hasenv() else {}
+    for name in names:
+        out[name] = str(active[name]) if name in active else os.environ.get(name)
+    return out
+
+
+class GDALEnvPlugin(WorkerPlugin):
+    """Sets the GDAL/PROJ environment on every worker, including workers that join or restart.
+
+    Settings read once by GDAL (``GDAL_CACHEMAX``) must also be in the environment before the
+    worker process starts; `pipeline.connect` does that with the nanny's pre-spawn environment
+    (local and jobqueue workers) and this plugin covers everything else.
+    """
+
+    name = "pipeline-gdal-env"
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = dict(env)
+
+    def setup(self, worker: Any) -> None:
+        """Export the settings in the worker process."""
+        os.environ.update(self.env)
