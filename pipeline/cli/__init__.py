@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from typing import Any
 
@@ -38,15 +39,17 @@ def _format_warning(message: Warning | str, category: type[Warning], *args: Any,
 def _configure_logging(verbose: int, debug: bool) -> None:
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    quiet = logging.ERROR if not (verbose or debug) else level
-    # Task failures are reported once, by us; keep distributed's and GDAL's echoes out.
-    logging.getLogger("distributed").setLevel(logging.CRITICAL if quiet == logging.ERROR else level)
-    logging.getLogger("rasterio").setLevel(logging.CRITICAL if quiet == logging.ERROR else level)
     warnings.formatwarning = _format_warning
-    if not (verbose or debug):
-        from rasterio.errors import NotGeoreferencedWarning
+    if verbose or debug:
+        return
+    # Task failures are reported once, by us: keep distributed's and GDAL's echoes out, also in
+    # worker processes spawned later (they read DASK_* variables when importing distributed).
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
+    for name in ("distributed", "rasterio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    from rasterio.errors import NotGeoreferencedWarning
 
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    warnings.simplefilter("ignore", NotGeoreferencedWarning)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
