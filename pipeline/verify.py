@@ -1,0 +1,152 @@
+"""Verify written rasters: they open, are georeferenced as expected, and every block decodes.
+
+GDAL reads a tile that was never written (offset 0) back as zeros without an error, so a file
+left by a crash can look valid; `verify_raster` checks the TIFF block table and decodes every
+block to catch that and truncated files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
+
+from pipeline.errors import PipelineError
+from pipeline.io.open import check_input_file
+
+
+@dataclass
+class VerifyResult:
+    """Outcome of `verify_raster` for one file."""
+
+    path: str
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    crs: str | None = None
+    shape: tuple[int, int, int] | None = None
+    blocks: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found (warnings do not count)."""
+        return not self.problems
+
+    def summary(self) -> str:
+        """One line: ``OK path (...)`` or ``FAIL path: problem; problem``."""
+        if self.ok:
+            extra = f"; warning: {'; '.join(self.warnings)}" if self.warnings else ""
+            return f"OK   {self.path} ({self.shape}, {self.crs}, {self.blocks} blocks){extra}"
+        return f"FAIL {self.path}: {'; '.join(self.problems)}"
+
+    def as_record(self) -> dict[str, Any]:
+        """A flat dict for JSON/CSV reports."""
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "crs": self.crs,
+            "shape": list(self.shape) if self.shape else None,
+            "blocks": self.blocks,
+            "problems": "; ".join(self.problems),
+            "warnings": "; ".join(self.warnings),
+        }
+
+
+def _crs_matches(actual: Any, expected: str) -> bool:
+    from pyproj import CRS
+
+    try:
+        return bool(CRS.from_user_input(expected) == CRS.from_user_input(actual))
+    except Exception:
+        return False
+
+
+def _missing_blocks(ds: rasterio.DatasetReader) -> list[str]:
+    """Blocks the TIFF block table says were never written (offset or size 0)."""
+    if ds.driver != "GTiff":
+        return []
+    bands = [1] if ds.interleaving == rasterio.enums.Interleaving.pixel else ds.indexes
+    missing = []
+    for b in bands:
+        by, bx = ds.block_shapes[b - 1]
+        for i in range(math.ceil(ds.height / by)):
+            for j in range(math.ceil(ds.width / bx)):
+                # GDAL names blocks BLOCK_OFFSET_<col>_<row>; absent or 0 means never written
+                offset = ds.get_tag_item(f"BLOCK_OFFSET_{j}_{i}", "TIFF", bidx=b)
+                size = ds.get_tag_item(f"BLOCK_SIZE_{j}_{i}", "TIFF", bidx=b)
+                if not offset or not size or int(offset) == 0 or int(size) == 0:
+                    missing.append(f"band {b} block ({i}, {j})")
+    return missing
+
+
+def _has_valid_pixel(data: np.ndarray, nodata: float | None) -> bool:
+    if nodata is None:
+        return data.size > 0
+    if isinstance(nodata, float) and math.isnan(nodata):
+        return bool(np.any(~np.isnan(data)))
+    return bool(np.any(data != nodata))
+
+
+def verify_raster(
+    path: str | os.PathLike[str], *, crs: str | None = None, decode: bool = True
+) -> VerifyResult:
+    """Check one raster file thoroughly.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to check.
+    crs : str, optional
+        Expected CRS (anything pyproj accepts); a different or missing CRS is a problem.
+    decode : bool, default True
+        Decode every block (catches truncated and corrupt files); otherwise only the header and
+        the block table are checked.
+
+    Returns
+    -------
+    VerifyResult
+        ``ok`` is False when the file is missing, unreadable, has the wrong or no CRS, an empty
+        shape, a degenerate transform, a block that was never written or does not decode. An
+        all-nodata file is a warning, not a problem.
+    """
+    p = os.fspath(path)
+    result = VerifyResult(path=p)
+    try:
+        check_input_file(p)
+        with rasterio.open(p) as ds:
+            result.shape = (ds.count, ds.height, ds.width)
+            result.crs = ds.crs.to_string() if ds.crs else None
+            if crs is not None:
+                if ds.crs is None:
+                    result.problems.append(f"no CRS (expected {crs})")
+                elif not _crs_matches(ds.crs, crs):
+                    result.problems.append(f"CRS {result.crs} is not the expected {crs}")
+            if min(result.shape) <= 0:
+                result.problems.append(f"empty shape {result.shape}")
+            t = ds.transform
+            if not all(math.isfinite(v) for v in tuple(t)[:6]) or t.a * t.e - t.b * t.d == 0:
+                result.problems.append(f"degenerate transform {tuple(t)[:6]}")
+            elif ds.crs is not None and t.is_identity:
+                result.problems.append("identity transform: not georeferenced")
+            missing = _missing_blocks(ds)
+            if missing:
+                shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+                result.problems.append(f"{len(missing)} block(s) never written ({shown})")
+            windows = [w for _, w in ds.block_windows(1)]
+            result.blocks = len(windows)
+            if decode and not missing:
+                valid = False
+                for window in windows:
+                    data = ds.read(window=window)
+                    valid = valid or _has_valid_pixel(data, ds.nodata)
+                if not valid:
+                    result.warnings.append("all pixels are nodata")
+    except PipelineError as err:
+        result.problems.append(str(err).removeprefix(f"{p}: "))
+    except RasterioError as err:
+        result.problems.append(f"unreadable ({' '.join(str(err).split())})")
+    return result
