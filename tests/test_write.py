@@ -137,3 +137,20 @@ def test_write_lock_follows_the_scheduler() -> None:
     assert isinstance(local, type(threading.Lock())) and write_lock("k") is local
     with distributed.Client(processes=False, n_workers=1, dashboard_address=":0"):
         assert isinstance(write_lock("k"), distributed.Lock)
+
+
+def test_write_tasks_are_named_for_the_dashboard(tmp_path, shared_data) -> None:
+    import distributed
+    from dask.utils import key_split
+
+    da = pipeline.apply_kernel(
+        pipeline.open_raster(shared_data / "RGB.byte.tif", chunks={"y": 240}), "reverse-bands"
+    )
+    with (
+        distributed.Client(processes=False, n_workers=1, dashboard_address=":0") as client,
+        distributed.get_task_stream(client) as stream,
+    ):
+        pipeline.write_raster(da, tmp_path / "o.tif")
+    prefixes = {key_split(t["key"]) for t in stream.data}
+    assert "pipeline-write" in prefixes, prefixes
+    assert not any(p.startswith("store") for p in prefixes), prefixes

@@ -6,7 +6,8 @@ import contextlib
 import errno
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from threading import Lock
 from typing import Any
 
 import dask
@@ -96,8 +97,10 @@ def _active_client() -> Any:
     return owner if isinstance(owner, Client) else None
 
 
-def _compute(delayed: Any, *, progress: bool) -> None:
-    client = _active_client()
+def _compute(delayed: Any, *, progress: bool, scheduler: str | None, client: Any) -> None:
+    if scheduler is not None:
+        dask.compute(delayed, scheduler=scheduler)
+        return
     if client is not None:
         future = client.compute(delayed)
         if progress:
@@ -115,6 +118,11 @@ def _compute(delayed: Any, *, progress: bool) -> None:
         dask.compute(delayed)
 
 
+def _written(block: Any) -> Any:
+    """Identity on the (empty) result of storing one chunk; gives the fused task its name."""
+    return block
+
+
 def _fsync(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -123,7 +131,7 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
-def _publish(tmp: str, dst: str, *, overwrite: bool) -> None:
+def publish(tmp: str, dst: str, *, overwrite: bool) -> None:
     """Move the finished temporary file onto ``dst`` atomically."""
     if overwrite:
         os.replace(tmp, dst)
@@ -155,6 +163,8 @@ def write_raster(
     creation_options: Mapping[str, Any] | None = None,
     lock: Any = None,
     progress: bool = False,
+    scheduler: str | None = None,
+    before_publish: Callable[[str], None] | None = None,
 ) -> str:
     """Compute ``da`` and write it as a tiled GeoTIFF that appears atomically at ``path``.
 
@@ -182,6 +192,12 @@ def write_raster(
         Default: a lock matched to the active scheduler (``distributed.Lock`` on a cluster).
     progress : bool, default False
         Show a progress bar while computing.
+    scheduler : str, optional
+        Compute with this local dask scheduler (``"sync"``, ``"threads"``) instead of the active
+        one, e.g. inside a task already running on a worker.
+    before_publish : callable, optional
+        Called with the finished temporary file's path; raising aborts the write (the temporary
+        file is removed and nothing appears at ``path``). Batch mode verifies tiles here.
 
     Returns
     -------
@@ -198,9 +214,11 @@ def write_raster(
     CRS, transform, nodata, dtype, band descriptions and tags are written.
     """
     dst = check_output_path(path, overwrite=overwrite)
-    client = _active_client()
+    client = _active_client() if scheduler is None else None
     if client is not None:
         ensure_cluster_ready(client, os.path.dirname(dst))
+    if lock is None:
+        lock = write_lock(f"pipeline-write-{tokenize(dst)}") if scheduler is None else Lock()
     if not hasattr(da.data, "dask"):
         da = da.chunk()
     block = int(max_block or config.get("write.max-block"))
@@ -213,21 +231,31 @@ def write_raster(
         options.setdefault("PREDICTOR", pred)
     tmp = temp_path_for(dst)
     try:
-        delayed = da.rio.to_raster(
+        stored = da.rio.to_raster(
             tmp,
             driver="GTiff",
             tiled=True,
             blockxsize=bx,
             blockysize=by,
             compress=compress,
-            lock=lock if lock is not None else write_lock(f"pipeline-write-{tokenize(tmp)}"),
+            lock=lock,
             compute=False,
             recalc_transform=False,  # write the exact GeoTransform, not one rebuilt from coords
             **options,
         )
-        _compute(delayed, progress=progress)
+        # One task per chunk, fused from read -> kernel/warp -> locked store, named for the
+        # dashboard's task stream and progress bars (dask names it "store-map-..." otherwise).
+        named = stored.map_blocks(
+            _written,
+            name=f"pipeline-write-{tokenize(dst, stored.name)}",
+            meta=stored._meta,
+            dtype=stored.dtype,
+        )
+        _compute(named, progress=progress, scheduler=scheduler, client=client)
         _fsync(tmp)
-        _publish(tmp, dst, overwrite=overwrite)
+        if before_publish is not None:
+            before_publish(tmp)
+        publish(tmp, dst, overwrite=overwrite)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
