@@ -33,15 +33,20 @@ from pipeline.errors import (
 if TYPE_CHECKING:
     from pipeline.apply import apply_kernel
     from pipeline.cluster import connect
+    from pipeline.demo import sample_raster
     from pipeline.io.open import open_raster
     from pipeline.io.write import write_raster
     from pipeline.kernels import KernelSpec, list_kernels, register_kernel
+    from pipeline.verify import VerifyResult, verify_raster
 
 _LAZY = {
     "apply_kernel": "pipeline.apply",
     "connect": "pipeline.cluster",
     "open_raster": "pipeline.io.open",
     "write_raster": "pipeline.io.write",
+    "sample_raster": "pipeline.demo",
+    "verify_raster": "pipeline.verify",
+    "VerifyResult": "pipeline.verify",
     "KernelSpec": "pipeline.kernels",
     "list_kernels": "pipeline.kernels",
     "register_kernel": "pipeline.kernels",
@@ -57,12 +62,15 @@ __all__ = [
     "PipelineError",
     "PipelineWarning",
     "RasterInputError",
+    "VerifyResult",
     "__version__",
     "apply_kernel",
     "connect",
     "list_kernels",
     "open_raster",
     "register_kernel",
+    "sample_raster",
+    "verify_raster",
     "write_raster",
 ]
 

@@ -38,14 +38,22 @@ def default_workdir() -> pathlib.Path:
     return pathlib.Path(base) / "raster-pipeline" / "demo"
 
 
-def sample_raster(workdir: str | os.PathLike[str], *, size: int = 2048, bands: int = 3) -> str:
-    """Create (once) the demo's deterministic sample: UTM 18N, 30 m, uint8, 512-pixel tiles."""
+def sample_raster(
+    workdir: str | os.PathLike[str], *, size: int = 2048, bands: int = 3, block: int = 512
+) -> str:
+    """Create (once) a deterministic sample GeoTIFF and return its path.
+
+    UTM zone 18N, 30 m pixels, uint8 landscape-like values, ``block``-pixel tiles, deflate;
+    named ``sample_<size>x<size>x<bands>.tif`` (plus ``_b<block>`` for non-default tiles) in
+    ``workdir``. Written atomically, so concurrent callers never see a partial file.
+    """
     folder = pathlib.Path(workdir)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"sample_{size}x{size}x{bands}.tif"
+    suffix = "" if block == 512 else f"_b{block}"
+    path = folder / f"sample_{size}x{size}x{bands}{suffix}.tif"
     if not path.exists():
         tmp = folder / f".{path.name}.{os.getpid()}.pipeline-tmp"
-        write_synthetic_raster(tmp, bands=bands, height=size, width=size, block=512)
+        write_synthetic_raster(tmp, bands=bands, height=size, width=size, block=block)
         os.replace(tmp, path)
     return str(path)
 
