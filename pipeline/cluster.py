@@ -216,7 +216,7 @@ def connect(
     """
     env = worker_env(gdal_env)
     local_opts: dict[str, Any] = {}
-    if target is not None and not str(target).startswith(("tcp://", "tls://")):
+    if target is not None and "://" not in str(target):  # a cluster-config file
         path = os.fspath(target)
         overlay = load_cluster_config(path)
         kind = overlay.get("pipeline", {}).get("cluster", {}).get("kind", "local")
