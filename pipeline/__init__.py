@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pipeline.demo import sample_raster
     from pipeline.io.open import open_raster
     from pipeline.io.write import write_raster
-    from pipeline.kernels import KernelSpec, list_kernels, register_kernel
+    from pipeline.kernels import KernelSpec, get_kernel, list_kernels, register_kernel
     from pipeline.verify import VerifyResult, verify_raster
 
 _LAZY = {
@@ -49,6 +49,7 @@ _LAZY = {
     "VerifyResult": "pipeline.verify",
     "KernelSpec": "pipeline.kernels",
     "list_kernels": "pipeline.kernels",
+    "get_kernel": "pipeline.kernels",
     "register_kernel": "pipeline.kernels",
 }
 
@@ -66,6 +67,7 @@ __all__ = [
     "__version__",
     "apply_kernel",
     "connect",
+    "get_kernel",
     "list_kernels",
     "open_raster",
     "register_kernel",

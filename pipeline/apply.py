@@ -1,43 +1,237 @@
-"""Apply a registered kernel lazily to every chunk with ``map_blocks``."""
+"""Apply a kernel lazily to every chunk: ``map_blocks`` without a halo, an overlap graph with one.
+
+With a halo of ``depth`` pixels each chunk is extended by its neighbours' pixels
+(``dask.array.overlap.overlap``, constant boundary) and the kernel's own task trims the result,
+so the final layer carries the kernel's name. Pixels beyond the raster edge are marked invalid
+(``valid`` is False there, as for nodata): edges are never reflected or repeated, and a chunk's
+result does not depend on where the chunk boundaries are.
+"""
 
 from __future__ import annotations
 
+import inspect
+import math
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
+from dask.array.overlap import overlap
 from dask.base import tokenize
 
-from pipeline.errors import KernelError
-from pipeline.kernels import KernelSpec, get_kernel
+from pipeline.errors import KernelError, PipelineWarning
+from pipeline.kernels import KernelSpec, resolve_kernel
+from pipeline.kernels.cellsize import RowCellsize, row_cellsize
+from pipeline.kernels.registry import CONTEXT_ARGS, BlockFunc
+
+_DTYPE_ENCODING = ("dtype", "rasterio_dtype", "_Unsigned", "scale_factor", "add_offset")
+_SCALE_ATTRS = ("scale_factor", "add_offset", "scales", "offsets")
 
 
-def apply_kernel(da: xr.DataArray, kernel: str | KernelSpec, **params: Any) -> xr.DataArray:
+@dataclass(frozen=True)
+class _BlockPlan:
+    """Everything a block task needs besides the block itself (small and picklable)."""
+
+    name: str
+    func: BlockFunc
+    kwargs: dict[str, Any]
+    wants: frozenset[str]
+    depth: int
+    shape_yx: tuple[int, int]
+    starts: tuple[tuple[int, ...], tuple[int, ...]]
+    policy: str
+    nodata: Any
+    out_nodata: Any
+    out_dtype: np.dtype[Any]
+    bands_out: int | None
+    cellsize: RowCellsize | None
+
+
+def _valid_mask(block: np.ndarray, plan: _BlockPlan, r0: int, c0: int) -> np.ndarray:
+    """False where ``block`` is nodata, NaN, or beyond the raster edge."""
+    valid = np.ones(block.shape, dtype=bool)
+    if plan.nodata is not None and not (
+        isinstance(plan.nodata, float | np.floating) and math.isnan(plan.nodata)
+    ):
+        np.not_equal(block, np.asarray(plan.nodata), out=valid)
+    if block.dtype.kind == "f":
+        valid &= ~np.isnan(block)
+    d = plan.depth
+    if d:
+        height, width = plan.shape_yx
+        top, left = max(0, d - r0), max(0, d - c0)
+        bottom = max(0, r0 + block.shape[1] - d - height)
+        right = max(0, c0 + block.shape[2] - d - width)
+        valid[:, :top] = False
+        valid[:, block.shape[1] - bottom :] = False
+        valid[:, :, :left] = False
+        valid[:, :, block.shape[2] - right :] = False
+    return valid
+
+
+def _run_block(
+    block: np.ndarray, *, plan: _BlockPlan, block_id: tuple[int, ...] | None = None
+) -> np.ndarray:
+    """Call the kernel on one (halo-extended) block and return its trimmed, masked result."""
+    iy, ix = (block_id or (0, 0, 0))[1:]
+    r0, c0 = plan.starts[0][iy], plan.starts[1][ix]
+    d = plan.depth
+    need_valid = "valid" in plan.wants or plan.policy == "propagate"
+    valid = _valid_mask(block, plan, r0, c0) if need_valid else None
+    context: dict[str, Any] = {}
+    if "valid" in plan.wants:
+        context["valid"] = valid
+    if "nodata" in plan.wants:
+        context["nodata"] = plan.nodata
+    if "out_nodata" in plan.wants:
+        context["out_nodata"] = plan.out_nodata
+    if "cellsize" in plan.wants and plan.cellsize is not None:
+        context["cellsize"] = plan.cellsize.rows(r0 - d, r0 - d + block.shape[1])
+    out = np.asarray(plan.func(block, **plan.kwargs, **context))
+    height, width = block.shape[1] - 2 * d, block.shape[2] - 2 * d
+    if d and out.ndim == 3 and out.shape[1:] == block.shape[1:]:
+        out = out[:, d : d + height, d : d + width]
+    expected = (plan.bands_out or block.shape[0], height, width)
+    if out.shape != expected:
+        raise KernelError(
+            f"kernel {plan.name!r} returned an array of shape {out.shape!r} for a block of "
+            f"shape {block.shape!r}; expected {expected!r}"
+        )
+    if out.dtype != plan.out_dtype:
+        out = out.astype(plan.out_dtype)
+    if plan.policy == "propagate" and valid is not None and plan.out_nodata is not None:
+        inner = valid[:, d : d + height, d : d + width]
+        if out.shape[0] != inner.shape[0]:
+            inner = np.logical_and.reduce(inner, axis=0, keepdims=True)
+        if not inner.all():
+            if np.may_share_memory(out, block) or not out.flags.writeable:
+                out = out.copy()
+            bad = np.broadcast_to(~inner, out.shape)
+            np.copyto(out, np.asarray(plan.out_nodata).astype(plan.out_dtype), where=bad)
+    return out
+
+
+def _fits(value: Any, dtype: np.dtype[Any]) -> bool:
+    """``value`` is exactly representable in ``dtype``."""
+    v = float(value)
+    if math.isnan(v):
+        return dtype.kind == "f"
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return v.is_integer() and info.min <= v <= info.max
+    if dtype.kind == "f":
+        return bool(np.isinf(v) or float(dtype.type(v)) == v)
+    return False
+
+
+def default_output_nodata(in_dtype: np.dtype[Any], out_dtype: np.dtype[Any], nodata: Any) -> Any:
+    """The output nodata value `KernelSpec.output_nodata` defaults to (see there)."""
+    if nodata is not None and out_dtype == in_dtype:
+        return nodata
+    if out_dtype.kind == "f":
+        return math.nan
+    if nodata is not None and _fits(nodata, out_dtype):
+        return nodata
+    if nodata is None and in_dtype.kind != "f":
+        return None  # integer input without nodata: no invalid pixel can occur
+    info = np.iinfo(out_dtype)
+    return info.max if out_dtype.kind == "u" else info.min
+
+
+def _output_nodata(
+    spec: KernelSpec, in_dtype: np.dtype[Any], out_dtype: np.dtype[Any], nodata: Any
+) -> Any:
+    if spec.nodata == "none":
+        value = nodata if nodata is not None and _fits(nodata, out_dtype) else None
+    elif spec.output_nodata is None:
+        value = default_output_nodata(in_dtype, out_dtype, nodata)
+    elif callable(spec.output_nodata):
+        value = spec.output_nodata(in_dtype, out_dtype, nodata)
+    else:
+        value = spec.output_nodata
+    if value is None:
+        return None
+    if not _fits(value, out_dtype):
+        raise KernelError(
+            f"kernel {spec.name!r}: output nodata {value!r} does not fit its "
+            f"{out_dtype.name} output"
+        )
+    return out_dtype.type(value)
+
+
+def _wanted_context(func: Callable[..., Any]) -> frozenset[str]:
+    target = getattr(func, "py_func", func)
+    try:
+        names = set(inspect.signature(target).parameters)
+    except (TypeError, ValueError):
+        return frozenset()
+    return frozenset(names & CONTEXT_ARGS)
+
+
+def _gil_warning(spec: KernelSpec) -> str:
+    func = spec.func
+    what = (
+        "a numba function compiled without nogil=True"
+        if hasattr(func, "targetoptions")
+        else "a Python function"
+    )
+    return (
+        f"kernel {spec.name!r} holds the GIL ({what}), so dask threads run it one at a time; "
+        "compile it with numba.njit(nogil=True), or run on process-based workers "
+        "(pipeline compute --processes, or LocalCluster(processes=True))"
+    )
+
+
+def _layer_name(spec: KernelSpec, token: str) -> str:
+    return f"pipeline-{re.sub(r'[^0-9A-Za-z_]+', '-', spec.name).strip('-')}-{token}"
+
+
+def _func_id(func: Callable[..., Any]) -> str:
+    base = getattr(func, "py_func", func)
+    return f"{getattr(base, '__module__', '?')}.{getattr(base, '__qualname__', repr(base))}"
+
+
+def apply_kernel(
+    da: xr.DataArray, kernel: str | KernelSpec | BlockFunc, **params: Any
+) -> xr.DataArray:
     """Apply ``kernel`` to every chunk of ``da``, lazily.
 
     Parameters
     ----------
     da : xarray.DataArray
-        Dask-backed ``(band, y, x)`` array, e.g. from `open_raster`.
-    kernel : str or KernelSpec
-        A registered kernel name (see ``pipeline kernels``) or a spec.
+        ``(band, y, x)`` array, e.g. from `open_raster` (numpy-backed arrays are chunked).
+    kernel : str, KernelSpec or callable
+        A kernel name (see ``pipeline kernels``), a ``package.module:function`` reference, an
+        entry-point name, a spec, or a function ``func(block, **params) -> block``.
     **params
-        Kernel parameters (unknown names are refused).
+        Kernel parameters; unknown names and missing required ones are refused.
 
     Returns
     -------
     xarray.DataArray
-        Same coordinates, CRS, transform and attributes; dtype as the kernel declares. Nothing
-        is computed: the kernel runs through ``dask.array.map_blocks`` with ``dtype`` and
-        ``meta`` given, in a graph layer named ``pipeline-<kernel>-<token>``.
+        Lazy result with the kernel's dtype: CRS, transform, coordinates and attributes are
+        kept (the band coordinate becomes ``1..n`` when the band count changes) and
+        ``_FillValue`` is the output nodata (see `KernelSpec.output_nodata`). Kernels with a
+        halo run on chunks extended by their neighbours' pixels; chunks smaller than the halo
+        are merged first, so the output chunks may differ from the input's. The last graph
+        layer is ``pipeline-<kernel>-<token>``, deterministic for equal inputs and parameters.
+
+    Raises
+    ------
+    KernelError
+        Unknown kernel or parameter, bad parameter value, unsupported dims or dtype.
+
+    Warns
+    -----
+    PipelineWarning
+        A user kernel holds the GIL (it still runs, but threads do not help).
     """
-    spec = get_kernel(kernel) if isinstance(kernel, str) else kernel
-    unknown = set(params) - set(spec.params)
-    if unknown:
-        raise KernelError(
-            f"kernel {spec.name!r} has no parameter(s) {sorted(unknown)!r}; "
-            f"it takes {sorted(spec.params) or 'none'}"
-        )
+    spec = resolve_kernel(kernel)
+    merged = spec.merge_params(params)
     if da.dims != ("band", "y", "x"):
         raise KernelError(f"kernels expect dims ('band', 'y', 'x'), got {da.dims!r}")
     if da.dtype.kind not in "biuf":
@@ -46,21 +240,85 @@ def apply_kernel(da: xr.DataArray, kernel: str | KernelSpec, **params: Any) -> x
             f"{source}: unsupported data type {da.dtype.name!r} for kernel {spec.name!r} "
             "(integer, float or bool rasters only)"
         )
-    if spec.depth:
-        raise KernelError(f"kernel {spec.name!r} needs a halo, which is not supported yet")
+    n_bands = int(da.sizes["band"])
+    kwargs = spec.validate(dict(merged), n_bands) if spec.validate else merged
+    depth = spec.halo(merged)
+    out_dtype = spec.dtype_for(da.dtype, merged)
+    if spec.releases_gil is False:
+        warnings.warn(_gil_warning(spec), PipelineWarning, stacklevel=2)
+    wants = _wanted_context(spec.func)
+    nodata = da.rio.nodata
+    out_nodata = _output_nodata(spec, da.dtype, out_dtype, nodata)
+    cellsize = row_cellsize(da.rio.transform(), da.rio.crs) if "cellsize" in wants else None
+
     if not hasattr(da.data, "dask"):
         da = da.chunk()
-    if spec.whole_band_axis and len(da.data.chunks[0]) > 1:
-        da = da.chunk({"band": -1})
-    kwargs = {**spec.params, **params}
-    out_dtype = np.dtype(spec.output_dtype(da.dtype))
-    data = da.data.map_blocks(
-        spec.func,
-        name=f"pipeline-{spec.name}-{tokenize(da.data.name, spec.name, kwargs)}",
+    data = da.data
+    if (spec.whole_band_axis or spec.bands_out is not None) and len(data.chunks[0]) > 1:
+        data = data.rechunk({0: -1})
+    if depth:
+        src = overlap(data, depth={0: 0, 1: depth, 2: depth}, boundary={0: "none", 1: 0, 2: 0})
+        ys = tuple(c - 2 * depth for c in src.chunks[1])
+        xs = tuple(c - 2 * depth for c in src.chunks[2])
+    else:
+        src, ys, xs = data, data.chunks[1], data.chunks[2]
+    plan = _BlockPlan(
+        name=spec.name,
+        func=spec.func,
+        kwargs=kwargs,
+        wants=wants,
+        depth=depth,
+        shape_yx=(int(da.sizes["y"]), int(da.sizes["x"])),
+        starts=(tuple(np.cumsum((0, *ys[:-1])).tolist()), tuple(np.cumsum((0, *xs[:-1])).tolist())),
+        policy=spec.nodata,
+        nodata=nodata,
+        out_nodata=out_nodata,
+        out_dtype=out_dtype,
+        bands_out=spec.bands_out,
+        cellsize=cellsize,
+    )
+    token = tokenize(
+        data.name, spec.name, _func_id(spec.func), kwargs, depth, out_dtype.str,
+        out_nodata, spec.nodata, spec.bands_out, cellsize,
+    )  # fmt: skip
+    band_chunks = (spec.bands_out,) if spec.bands_out is not None else data.chunks[0]
+    result = src.map_blocks(
+        _run_block,
+        name=_layer_name(spec, token),
+        chunks=(band_chunks, ys, xs),
         dtype=out_dtype,
         meta=np.empty((0, 0, 0), dtype=out_dtype),
-        **kwargs,
+        plan=plan,
     )
-    out = da.copy(data=data)
-    out.encoding = dict(da.encoding)
+    return _wrap(da, result, spec, out_nodata)
+
+
+def _wrap(da: xr.DataArray, data: Any, spec: KernelSpec, out_nodata: Any) -> xr.DataArray:
+    """``data`` as a DataArray with ``da``'s georeferencing and adjusted metadata."""
+    n_in, n_out = int(da.sizes["band"]), int(data.shape[0])
+    attrs = dict(da.attrs)
+    if n_out == n_in:
+        coords = dict(da.coords)
+    else:
+        coords = {k: v for k, v in da.coords.items() if "band" not in v.dims}
+        coords["band"] = np.arange(1, n_out + 1, dtype=da["band"].dtype)
+        attrs = {
+            k: v for k, v in attrs.items() if not (isinstance(v, tuple | list) and len(v) == n_in)
+        }
+    if spec.units is not None:
+        for key in _SCALE_ATTRS:
+            attrs.pop(key, None)
+        attrs.pop("units", None)
+        if spec.units:
+            attrs["units"] = spec.units
+    attrs.pop("_FillValue", None)
+    if out_nodata is not None:
+        attrs["_FillValue"] = out_nodata
+    out = xr.DataArray(data, coords=coords, dims=da.dims, attrs=attrs, name=da.name)
+    encoding = dict(da.encoding)
+    encoding.pop("_FillValue", None)
+    if data.dtype != da.dtype or spec.units is not None:
+        for key in _DTYPE_ENCODING:
+            encoding.pop(key, None)
+    out.encoding = encoding
     return out

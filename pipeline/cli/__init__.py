@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> None:
 from pipeline.cli import cluster as _cluster  # noqa: E402
 from pipeline.cli import compute as _compute  # noqa: E402
 from pipeline.cli import demo as _demo  # noqa: E402
+from pipeline.cli import kernels as _kernels  # noqa: E402
 
 cli.add_command(_compute.compute)
+cli.add_command(_kernels.kernels)
 cli.add_command(_demo.demo)
 cli.add_command(_cluster.cluster_config)
 

@@ -13,7 +13,20 @@ from pipeline.cli.options import cluster_options, connect_from_options, overwrit
 @click.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True))
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=True))
-@click.option("--kernel", "kernel_name", required=True, help="Kernel name, e.g. reverse-bands.")
+@click.option(
+    "--kernel",
+    "kernel_name",
+    required=True,
+    metavar="NAME",
+    help="Kernel name (see `pipeline kernels`), entry point, or package.module:function.",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Kernel parameter, parsed with the kernel's declared type (repeatable).",
+)
 @click.option(
     "--chunks", type=click.IntRange(min=1), help="Chunk edge in pixels (rounded to the blocks)."
 )
@@ -24,19 +37,27 @@ def compute(
     input_path: str,
     output_path: str,
     kernel_name: str,
+    params: tuple[str, ...],
     chunks: int | None,
     overwrite: bool,
     progress: bool,
     **cluster: Any,
 ) -> None:
-    """Apply KERNEL to every block of INPUT and write OUTPUT atomically."""
+    """Apply a kernel to every block of INPUT and write OUTPUT atomically.
+
+    \b
+    Example:
+      pipeline compute dem.tif slope.tif --kernel slope --param z_factor=1
+    """
     from pipeline.apply import apply_kernel
     from pipeline.io.open import open_raster
     from pipeline.io.write import check_output_path, write_raster
+    from pipeline.kernels import get_kernel, parse_param_strings
 
     # Everything that can be checked is checked before a cluster starts.
     da = open_raster(input_path, chunks=chunks if chunks else "auto")
-    result = apply_kernel(da, kernel_name)
+    spec = get_kernel(kernel_name)
+    result = apply_kernel(da, spec, **parse_param_strings(spec, params))
     check_output_path(output_path, overwrite=overwrite)
     with connect_from_options(cluster):
         start = time.perf_counter()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from pipeline.kernels import KernelSpec, register_kernel
+from pipeline.kernels.registry import KernelSpec, register_kernel
 
 
 @numba.njit(nogil=True, cache=False)
@@ -40,5 +40,7 @@ SPEC = register_kernel(
         func=reverse_bands,
         description="rasterio's seed kernel: reverse band order, adding 1.0 2000 times per value",
         whole_band_axis=True,
+        nodata="none",  # values, nodata included, are moved between bands untouched
+        releases_gil=True,
     )
 )
