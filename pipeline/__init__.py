@@ -5,6 +5,7 @@ Layering (lower layers never import higher ones; nothing imports ``cli``)::
     errors, config, grid (pure maths)
       -> io.open (block-aligned lazy read)
       -> kernels, apply (lazy compute)
+      -> warpgrid (pure warp maths), warpengine, reprojection (lazy tile-wise warp)
       -> io.write (locked, atomic write)
       -> cluster (where it runs), demo
       -> cli (click front end)
@@ -22,21 +23,26 @@ from pipeline._version import __version__
 from pipeline.errors import (
     ChunkingError,
     ClusterError,
+    ConfigError,
+    CRSInputError,
     KernelError,
     OutputError,
     OutputExistsError,
     PipelineError,
     PipelineWarning,
     RasterInputError,
+    ReprojectError,
 )
 
 if TYPE_CHECKING:
     from pipeline.apply import apply_kernel
+    from pipeline.batch import BatchSummary, run_batch
     from pipeline.cluster import connect
     from pipeline.demo import sample_raster
     from pipeline.io.open import open_raster
     from pipeline.io.write import write_raster
     from pipeline.kernels import KernelSpec, get_kernel, list_kernels, register_kernel
+    from pipeline.reprojection import reproject
     from pipeline.verify import VerifyResult, verify_raster
 
 _LAZY = {
@@ -45,6 +51,9 @@ _LAZY = {
     "open_raster": "pipeline.io.open",
     "write_raster": "pipeline.io.write",
     "sample_raster": "pipeline.demo",
+    "reproject": "pipeline.reprojection",
+    "run_batch": "pipeline.batch",
+    "BatchSummary": "pipeline.batch",
     "verify_raster": "pipeline.verify",
     "VerifyResult": "pipeline.verify",
     "KernelSpec": "pipeline.kernels",
@@ -54,8 +63,11 @@ _LAZY = {
 }
 
 __all__ = [
+    "BatchSummary",
+    "CRSInputError",
     "ChunkingError",
     "ClusterError",
+    "ConfigError",
     "KernelError",
     "KernelSpec",
     "OutputError",
@@ -63,6 +75,7 @@ __all__ = [
     "PipelineError",
     "PipelineWarning",
     "RasterInputError",
+    "ReprojectError",
     "VerifyResult",
     "__version__",
     "apply_kernel",
@@ -71,6 +84,8 @@ __all__ = [
     "list_kernels",
     "open_raster",
     "register_kernel",
+    "reproject",
+    "run_batch",
     "sample_raster",
     "verify_raster",
     "write_raster",

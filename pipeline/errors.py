@@ -49,3 +49,7 @@ class CRSInputError(PipelineError, ValueError):
 
 class ReprojectError(PipelineError, ValueError):
     """Reprojection options that cannot be honoured (resampling, grid, nodata, dtype)."""
+
+
+class BatchUsageError(PipelineError, ValueError):
+    """A batch cannot start: no inputs, colliding outputs, bad template or folder (exit 2)."""

@@ -70,12 +70,18 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="pipeline")
 
 
+from pipeline.cli import batch as _batch  # noqa: E402
 from pipeline.cli import cluster as _cluster  # noqa: E402
 from pipeline.cli import compute as _compute  # noqa: E402
 from pipeline.cli import demo as _demo  # noqa: E402
 from pipeline.cli import kernels as _kernels  # noqa: E402
+from pipeline.cli import reproject as _reproject  # noqa: E402
+from pipeline.cli import verify as _verify  # noqa: E402
 
 cli.add_command(_compute.compute)
+cli.add_command(_reproject.reproject)
+cli.add_command(_batch.batch)
+cli.add_command(_verify.verify)
 cli.add_command(_kernels.kernels)
 cli.add_command(_demo.demo)
 cli.add_command(_cluster.cluster_config)

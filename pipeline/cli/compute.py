@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli.options import cluster_options, connect_from_options, overwrite_opt
+from pipeline.cli.options import cluster_options, connect_from_options, overwrite_opt, param_opt
 
 
 @click.command()
@@ -20,13 +20,7 @@ from pipeline.cli.options import cluster_options, connect_from_options, overwrit
     metavar="NAME",
     help="Kernel name (see `pipeline kernels`), entry point, or package.module:function.",
 )
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Kernel parameter, parsed with the kernel's declared type (repeatable).",
-)
+@param_opt
 @click.option(
     "--chunks", type=click.IntRange(min=1), help="Chunk edge in pixels (rounded to the blocks)."
 )

@@ -66,3 +66,12 @@ def connect_from_options(opts: dict[str, Any]) -> Any:
 overwrite_opt = click.option(
     "--overwrite", is_flag=True, help="Replace an existing output (never done otherwise)."
 )
+
+
+param_opt = click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Kernel parameter, parsed with the kernel's declared type (repeatable).",
+)

@@ -1,0 +1,438 @@
+"""Batch mode: thousands of tiles, one task each, isolated failures, atomic outputs, resume.
+
+Each input becomes one task on the cluster (`process_tile`): open, optional kernel, reproject
+with exactly `pipeline.reproject`'s warp, write under a temporary name, verify, publish. A task
+never raises: it returns a small `TileRecord`. Submission is a sliding window of in-flight
+tasks, so the client holds a bounded number of futures whatever the number of tiles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dask.base import tokenize
+from dask.utils import parse_bytes
+
+from pipeline import config
+from pipeline.batch_plan import TileJob, discover_inputs, plan_outputs
+from pipeline.errors import (
+    BatchUsageError,
+    KernelError,
+    PipelineError,
+    RasterInputError,
+)
+from pipeline.io.write import TEMP_SUFFIX, check_output_path
+from pipeline.verify import verify_raster
+
+#: Errors that will not go away on a retry (bad input, bad options).
+DETERMINISTIC: tuple[type[BaseException], ...] = (RasterInputError, KernelError, ValueError)
+
+
+@dataclass
+class TileRecord:
+    """What happened to one input."""
+
+    input: str
+    output: str
+    status: str  # "done", "skipped" or "failed"
+    seconds: float = 0.0
+    error: str = ""
+    attempts: int = 0
+    warning: str = ""
+
+
+@dataclass(frozen=True)
+class TileOptions:
+    """Everything a tile task needs besides its paths (small, pickled once per task)."""
+
+    dst_crs: str
+    resampling: str = "nearest"
+    kernel: str | None = None
+    kernel_params: tuple[tuple[str, Any], ...] = ()
+    dst_nodata: float | None = None
+    resolution: tuple[float, float] | None = None
+    overwrite: bool = False
+    retries: int = 2
+
+
+@dataclass
+class BatchSummary:
+    """The records of a batch run and its counts; ``exit_code`` is 0 or 1."""
+
+    records: list[TileRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    removed_temporaries: int = 0
+
+    def count(self, status: str) -> int:
+        """Number of records with ``status``."""
+        return sum(1 for r in self.records if r.status == status)
+
+    @property
+    def done(self) -> int:
+        """Tiles written and verified in this run."""
+        return self.count("done")
+
+    @property
+    def skipped(self) -> int:
+        """Tiles whose verified output already existed."""
+        return self.count("skipped")
+
+    @property
+    def failed(self) -> int:
+        """Tiles that failed (their outputs were not written)."""
+        return self.count("failed")
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every tile was done or skipped, 1 when any failed."""
+        return 1 if self.failed else 0
+
+    def line(self) -> str:
+        """One summary line for the terminal."""
+        rate = len(self.records) / self.seconds if self.seconds else 0.0
+        return (
+            f"{len(self.records)} tiles: {self.done} done, {self.skipped} skipped, "
+            f"{self.failed} failed in {self.seconds:.1f} s ({rate:.1f} tiles/s)"
+        )
+
+    def write_report(self, path: str | os.PathLike[str]) -> str:
+        """Write one row per input: CSV for ``.csv``, JSON lines otherwise."""
+        p = os.fspath(path)
+        rows = [asdict(r) for r in self.records]
+        tmp = f"{p}.{os.getpid()}{TEMP_SUFFIX}"
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            if p.lower().endswith(".csv"):
+                writer = csv.DictWriter(f, fieldnames=list(TileRecord.__dataclass_fields__))
+                writer.writeheader()
+                writer.writerows(rows)
+            else:
+                for row in rows:
+                    f.write(json.dumps(row) + "\n")
+        os.replace(tmp, p)
+        return p
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if isinstance(err, PipelineError) else f"{type(err).__name__}: {text}"
+
+
+def _reproject_tile(
+    job: TileJob, opts: TileOptions, *, overwrite: bool, scheduler: str | None = "sync"
+) -> str:
+    """Open -> kernel -> reproject -> verified atomic write.
+
+    Small tiles compute in the calling thread (``scheduler="sync"``, inside their task); large
+    ones (``scheduler=None``) run chunked on the whole cluster from the client.
+    """
+    from pipeline.apply import apply_kernel
+    from pipeline.io.open import open_raster
+    from pipeline.io.write import write_raster
+    from pipeline.reprojection import reproject
+
+    da = open_raster(job.input)
+    if opts.kernel:
+        da = apply_kernel(da, opts.kernel, **dict(opts.kernel_params))
+    out = reproject(
+        da,
+        opts.dst_crs,
+        resampling=opts.resampling,
+        dst_nodata=opts.dst_nodata,
+        resolution=opts.resolution,
+    )
+    os.makedirs(os.path.dirname(job.output), exist_ok=True)
+    warning: list[str] = []
+
+    def verify_before_publish(tmp: str) -> None:
+        res = verify_raster(tmp, crs=opts.dst_crs)
+        if not res.ok:
+            raise RasterInputError(f"{job.input}: output failed verification: {res.problems}")
+        warning.extend(res.warnings)
+
+    write_raster(
+        out,
+        job.output,
+        overwrite=overwrite,
+        scheduler=scheduler,
+        before_publish=verify_before_publish,
+    )
+    return "; ".join(warning)
+
+
+def process_tile(job: TileJob, opts: TileOptions, scheduler: str | None = "sync") -> TileRecord:
+    """Run one tile and report; never raises. Runs on a worker (or, for large inputs, on the
+    client with ``scheduler=None`` so the tile's chunks spread over the cluster).
+
+    An existing output that verifies is skipped (unless ``opts.overwrite``); one that does not
+    verify (a crash leftover, never-written tiles) is redone. Deterministic failures are not
+    retried; other errors (I/O) are retried up to ``opts.retries`` times.
+    """
+    start = time.perf_counter()
+    record = TileRecord(job.input, job.output, "failed")
+    overwrite = opts.overwrite
+    if not overwrite and os.path.exists(job.output):
+        if verify_raster(job.output, crs=opts.dst_crs).ok:
+            record.status = "skipped"
+            record.seconds = time.perf_counter() - start
+            return record
+        overwrite = True  # a broken output from an earlier run: redo it
+    for attempt in range(1, opts.retries + 2):
+        record.attempts = attempt
+        try:
+            record.warning = _reproject_tile(job, opts, overwrite=overwrite, scheduler=scheduler)
+            record.status, record.error = "done", ""
+            break
+        except DETERMINISTIC as err:
+            record.error = _one_line(err)
+            break
+        except Exception as err:  # transient (I/O) errors: retry
+            record.error = _one_line(err)
+            time.sleep(min(2.0, 0.1 * 2**attempt))
+    record.seconds = time.perf_counter() - start
+    return record
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def remove_leftovers(folder: str) -> int:
+    """Delete temporary files of crashed runs under ``folder``; return how many."""
+    removed = 0
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            if name.endswith(TEMP_SUFFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(dirpath, name))
+                    removed += 1
+    return removed
+
+
+class _Progress:
+    """done / failed / skipped, tiles per second and ETA on one terminal line."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled
+        self.start = time.perf_counter()
+        self.last = 0.0
+        self.tty = sys.stderr.isatty()
+
+    def update(self, summary: BatchSummary, final: bool = False) -> None:
+        now = time.perf_counter()
+        if not self.enabled or (not final and now - self.last < (0.5 if self.tty else 10.0)):
+            return
+        self.last = now
+        n = len(summary.records)
+        rate = n / (now - self.start) if now > self.start else 0.0
+        eta = (self.total - n) / rate if rate else float("nan")
+        text = (
+            f"[{n}/{self.total}] done {summary.done}, failed {summary.failed}, "
+            f"skipped {summary.skipped}, {rate:.1f} tiles/s, ETA {eta:.0f} s"
+        )
+        end = "\n" if final or not self.tty else ""
+        print(("\r" if self.tty else "") + text, end=end, file=sys.stderr, flush=True)
+
+
+def _run_window(
+    client: Any,
+    jobs: Sequence[TileJob],
+    opts: TileOptions,
+    window: int,
+    on_record: Callable[[TileRecord], None],
+) -> None:
+    from distributed import as_completed
+
+    it: Iterator[TileJob] = iter(jobs)
+
+    def submit(job: TileJob) -> Any:
+        key = f"pipeline-tile-{tokenize(job, opts)}"
+        fut = client.submit(process_tile, job, opts, key=key, pure=False)
+        fut.job = job
+        return fut
+
+    first = [submit(j) for j in itertools.islice(it, window)]
+    queue = as_completed(first)
+    for fut in queue:
+        job = fut.job
+        try:
+            record = fut.result()
+        except Exception as err:  # the task itself was lost (worker died too often)
+            record = TileRecord(job.input, job.output, "failed", error=_one_line(err))
+        fut.release()
+        on_record(record)
+        nxt = next(it, None)
+        if nxt is not None:
+            queue.add(submit(nxt))
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """A validated batch: the tile jobs, their options and the output folder."""
+
+    jobs: tuple[TileJob, ...]
+    options: TileOptions
+    outdir: str
+
+
+def plan_batch(
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    outdir: str | os.PathLike[str],
+    dst_crs: str,
+    *,
+    resampling: str = "nearest",
+    kernel: str | None = None,
+    kernel_params: dict[str, Any] | None = None,
+    dst_nodata: float | None = None,
+    resolution: float | tuple[float, float] | None = None,
+    recursive: bool = False,
+    pattern: str | None = None,
+    name_template: str | None = None,
+    overwrite: bool = False,
+    retries: int = 2,
+) -> BatchPlan:
+    """Validate everything a batch needs before any work is dispatched (see `run_batch`)."""
+    from pipeline.reprojection import resampling_name
+    from pipeline.warpgrid import parse_crs
+
+    crs = parse_crs(dst_crs)
+    method = resampling_name(resampling)
+    files, root = discover_inputs(inputs, recursive=recursive, pattern=pattern)
+    jobs = plan_outputs(files, root, outdir, crs, name_template=name_template)
+    out_root = os.path.abspath(os.fspath(outdir))
+    try:
+        os.makedirs(out_root, exist_ok=True)
+    except OSError as err:
+        raise BatchUsageError(
+            f"{out_root}: cannot create the output folder ({err.strerror})"
+        ) from err
+    check_output_path(os.path.join(out_root, ".pipeline-write-check"), overwrite=True)
+    if kernel:
+        from pipeline.kernels import get_kernel
+
+        get_kernel(kernel)
+    res = None
+    if resolution is not None:
+        pair = (resolution, resolution) if isinstance(resolution, (int, float)) else resolution
+        res = (float(pair[0]), float(pair[1]))
+    opts = TileOptions(
+        dst_crs=crs.to_wkt(),
+        resampling=method,
+        kernel=kernel,
+        kernel_params=tuple(sorted((kernel_params or {}).items())),
+        dst_nodata=dst_nodata,
+        resolution=res,
+        overwrite=overwrite,
+        retries=retries,
+    )
+    return BatchPlan(tuple(jobs), opts, out_root)
+
+
+def run_plan(
+    plan: BatchPlan,
+    *,
+    client: Any = None,
+    window: int | None = None,
+    report: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> BatchSummary:
+    """Run a `BatchPlan` on ``client`` (default: the active client); see `run_batch`."""
+    summary = BatchSummary(removed_temporaries=remove_leftovers(plan.outdir))
+    if client is None:
+        from distributed import get_client
+
+        client = get_client()
+    threads = sum(client.nthreads().values()) or 1
+    size = window or max(8, 4 * threads)
+    bar = _Progress(len(plan.jobs), progress)
+    start = time.perf_counter()
+
+    def on_record(record: TileRecord) -> None:
+        summary.records.append(record)
+        summary.seconds = time.perf_counter() - start
+        bar.update(summary)
+
+    threshold = parse_bytes(config.get("batch.large-bytes"))
+    small = [j for j in plan.jobs if _size(j.input) <= threshold]
+    _run_window(client, small, plan.options, size, on_record)
+    for job in plan.jobs:
+        if _size(job.input) > threshold:  # chunked over the whole cluster, one at a time
+            on_record(process_tile(job, plan.options, scheduler=None))
+    summary.seconds = time.perf_counter() - start
+    bar.update(summary, final=True)
+    if report is not None:
+        summary.write_report(report)
+    return summary
+
+
+def run_batch(
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    outdir: str | os.PathLike[str],
+    dst_crs: str,
+    *,
+    client: Any = None,
+    window: int | None = None,
+    report: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+    **options: Any,
+) -> BatchSummary:
+    """Reproject every input tile to ``dst_crs``, one task per tile, and report.
+
+    Parameters
+    ----------
+    inputs : str, path or list of paths
+        A folder, a glob, a text file with one path per line, or a list of paths.
+    outdir : str or path
+        Output folder (created if missing); sub-folders of the inputs are mirrored.
+    dst_crs : str
+        Target CRS, validated with pyproj before anything runs.
+    client : distributed.Client, optional
+        Default: the active client (`pipeline.connect` sets one).
+    window : int, optional
+        Tasks in flight at once (default: 4 per worker thread, at least 8).
+    report : str or path, optional
+        Write one row per input (``.csv``: CSV, otherwise JSON lines).
+    progress : bool, default False
+        Print a live progress line on stderr.
+    **options
+        `plan_batch` options: ``resampling``, ``kernel``, ``kernel_params``, ``dst_nodata``,
+        ``resolution`` (as `pipeline.reproject`), ``recursive`` and ``pattern`` (folder
+        discovery), ``name_template`` (default ``{stem}_{crs}.tif``), ``overwrite`` (redo
+        every tile; otherwise verified outputs are skipped and broken ones redone) and
+        ``retries`` (after non-deterministic I/O errors, default 2).
+
+    Returns
+    -------
+    BatchSummary
+        Records in completion order; ``exit_code`` 0 or 1.
+
+    Raises
+    ------
+    BatchUsageError, CRSInputError, OutputError
+        Before any work: no inputs, colliding outputs, invalid CRS, unwritable folder.
+    """
+    plan = plan_batch(inputs, outdir, dst_crs, **options)
+    return run_plan(plan, client=client, window=window, report=report, progress=progress)
+
+
+__all__ = [
+    "BatchPlan",
+    "BatchSummary",
+    "TileOptions",
+    "TileRecord",
+    "plan_batch",
+    "process_tile",
+    "run_batch",
+    "run_plan",
+]

@@ -1,0 +1,116 @@
+"""``pipeline batch``: reproject thousands of tiles with failure isolation and resume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pipeline.cli.options import (
+    cluster_options,
+    connect_from_options,
+    overwrite_opt,
+    param_opt,
+)
+
+
+@click.command()
+@click.argument("inputs", metavar="INPUTS")
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    required=True,
+    metavar="OUTDIR",
+    help="Output folder (created if missing; input sub-folders are mirrored).",
+)
+@click.option("--dst-crs", required=True, help="Target CRS, e.g. EPSG:3857.")
+@click.option("--resampling", default="nearest", show_default=True, help="Warp resampling.")
+@click.option("--dst-nodata", type=float, help="Output nodata (default: the input's).")
+@click.option("--resolution", type=float, help="Output pixel size in target CRS units.")
+@click.option("--kernel", "kernel_name", help="Kernel applied before reprojection.")
+@param_opt
+@click.option("--recursive", is_flag=True, help="Descend into sub-folders of INPUTS.")
+@click.option("--pattern", metavar="GLOB", help="File-name pattern in folders (default: rasters).")
+@click.option(
+    "--name-template",
+    metavar="TEMPLATE",
+    help="Output name; {stem}, {name}, {crs}, {suffix} [default: {stem}_{crs}.tif].",
+)
+@overwrite_opt
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Retries after I/O errors (bad inputs are never retried).",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    help="Write one row per input: .csv for CSV, otherwise JSON lines.",
+)
+@click.option("--window", type=click.IntRange(min=1), help="Tiles in flight at once.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@cluster_options
+@click.pass_context
+def batch(
+    ctx: click.Context,
+    inputs: str,
+    outdir: str,
+    dst_crs: str,
+    resampling: str,
+    dst_nodata: float | None,
+    resolution: float | None,
+    kernel_name: str | None,
+    params: tuple[str, ...],
+    recursive: bool,
+    pattern: str | None,
+    name_template: str | None,
+    overwrite: bool,
+    retries: int,
+    report: str | None,
+    window: int | None,
+    progress: bool,
+    **cluster: Any,
+) -> None:
+    """Reproject every raster in INPUTS (a folder, a glob, or a file listing paths).
+
+    Each tile is one task: a bad tile fails alone, outputs appear atomically and are verified,
+    a rerun skips verified outputs and redoes broken ones. Exit status: 0 when every tile was
+    done or skipped, 1 when any failed, 2 for usage errors (nothing was started).
+    """
+    from pipeline.batch import plan_batch, run_plan
+    from pipeline.errors import PipelineError
+
+    try:
+        plan = plan_batch(
+            inputs,
+            outdir,
+            dst_crs,
+            resampling=resampling,
+            kernel=kernel_name,
+            dst_nodata=dst_nodata,
+            resolution=resolution,
+            recursive=recursive,
+            pattern=pattern,
+            name_template=name_template,
+            overwrite=overwrite,
+            retries=retries,
+        )
+    except PipelineError as err:
+        click.echo(f"pipeline: error: {' '.join(str(err).split())}", err=True)
+        ctx.exit(2)
+    click.echo(f"{len(plan.jobs)} input tiles -> {plan.outdir}", err=True)
+    with connect_from_options(cluster):
+        summary = run_plan(plan, window=window, report=report, progress=progress)
+    if summary.removed_temporaries:
+        click.echo(f"removed {summary.removed_temporaries} temporary file(s) of an earlier run")
+    for record in summary.records:
+        if record.status == "failed":
+            reason = record.error.removeprefix(f"{record.input}: ")
+            click.echo(f"FAILED {record.input}: {reason}")
+    click.echo(summary.line())
+    if report:
+        click.echo(f"report: {report}")
+    ctx.exit(summary.exit_code)

@@ -1,0 +1,163 @@
+"""``pipeline reproject``: warp a raster to another CRS, chunk by chunk, and write it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from pipeline.cli.options import cluster_options, connect_from_options, overwrite_opt, param_opt
+
+#: Target size of the source chunks the command reads (all bands together).
+SOURCE_CHUNK_BYTES = "4MiB"
+
+#: Resampling names offered (rasterio's names for GDAL's warp kernels).
+RESAMPLING_CHOICES = (
+    "nearest",
+    "bilinear",
+    "cubic",
+    "cubic_spline",
+    "lanczos",
+    "average",
+    "mode",
+    "max",
+    "min",
+    "med",
+    "q1",
+    "q3",
+    "sum",
+    "rms",
+)
+
+
+def _resolution(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[float, ...] | None:
+    """``--resolution 30``, ``--resolution 30 --resolution 20`` or ``--resolution 30,20``."""
+    if not values:
+        return None
+    parts = [p for v in values for p in v.replace(",", " ").split()]
+    try:
+        numbers = tuple(float(p) for p in parts)
+    except ValueError:
+        raise click.BadParameter(f"expected numbers, got {' '.join(values)!r}") from None
+    if len(numbers) not in (1, 2) or not all(n > 0 for n in numbers):
+        raise click.BadParameter("give one or two positive pixel sizes (x, y)")
+    return numbers
+
+
+@click.command("reproject")
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True))
+@click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=True))
+@click.option(
+    "--dst-crs",
+    required=True,
+    metavar="CRS",
+    help="Target CRS: EPSG:3857, an authority code, a PROJ string or WKT.",
+)
+@click.option(
+    "--resolution",
+    "--res",
+    "resolution",
+    multiple=True,
+    callback=_resolution,
+    metavar="R",
+    help="Target pixel size in target units: one value, or x and y (repeat or 'X,Y').",
+)
+@click.option(
+    "--bounds",
+    nargs=4,
+    type=float,
+    default=None,
+    metavar="LEFT BOTTOM RIGHT TOP",
+    help="Target extent in target CRS units.",
+)
+@click.option(
+    "--resampling",
+    type=click.Choice(RESAMPLING_CHOICES),
+    default="nearest",
+    show_default=True,
+    help="Resampling method.",
+)
+@click.option("--dst-nodata", type=float, default=None, help="Target nodata value.")
+@click.option(
+    "--tap",
+    "--target-aligned-pixels",
+    "tap",
+    is_flag=True,
+    help="Align the target extent to the resolution (gdalwarp -tap).",
+)
+@click.option("--kernel", "kernel_name", help="Apply this kernel before reprojecting.")
+@param_opt
+@click.option(
+    "--chunks",
+    type=click.IntRange(min=1),
+    help="Target chunk edge in pixels [default: 2048].",
+)
+@overwrite_opt
+@cluster_options
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def reproject(
+    input_path: str,
+    output_path: str,
+    dst_crs: str,
+    resolution: tuple[float, ...] | None,
+    bounds: tuple[float, float, float, float] | None,
+    resampling: str,
+    dst_nodata: float | None,
+    tap: bool,
+    kernel_name: str | None,
+    params: tuple[str, ...],
+    chunks: int | None,
+    overwrite: bool,
+    progress: bool,
+    **cluster: Any,
+) -> None:
+    """Reproject INPUT to --dst-crs and write OUTPUT atomically.
+
+    The result equals one GDAL warp of the whole raster with the same options, pixel for
+    pixel, however it is chunked.
+    """
+    import dask.config
+
+    from pipeline.apply import apply_kernel
+    from pipeline.io.open import open_raster
+    from pipeline.io.write import check_output_path, write_raster
+    from pipeline.reprojection import reproject as reproject_array
+    from pipeline.warpgrid import parse_crs
+
+    # Everything that can be checked is checked before a cluster starts.
+    crs = parse_crs(dst_crs)
+    # Small source chunks whatever the input size: each destination chunk then holds only
+    # the few MiB of source under its footprint, so memory does not grow with the input.
+    with dask.config.set({"pipeline.open.chunk-bytes": SOURCE_CHUNK_BYTES}):
+        da = open_raster(input_path)
+    if kernel_name:
+        from pipeline.kernels import get_kernel, parse_param_strings
+
+        spec = get_kernel(kernel_name)
+        da = apply_kernel(da, spec, **parse_param_strings(spec, params))
+    elif params:
+        raise click.UsageError("--param needs --kernel")
+    result = reproject_array(
+        da,
+        crs,
+        resolution=resolution,
+        bounds=bounds,
+        resampling=resampling,
+        dst_nodata=dst_nodata,
+        chunks=chunks,
+        target_aligned_pixels=tap,
+    )
+    check_output_path(output_path, overwrite=overwrite)
+    with connect_from_options(cluster):
+        start = time.perf_counter()
+        out = write_raster(result, output_path, overwrite=overwrite, progress=progress)
+        seconds = time.perf_counter() - start
+    height, width = result.sizes["y"], result.sizes["x"]
+    click.echo(f"wrote {out}")
+    click.echo(
+        f"{width} x {height} pixels x {result.sizes['band']} bands in {crs.to_string()}, "
+        f"{resampling}, {seconds:.2f} s"
+    )

@@ -1,0 +1,236 @@
+"""Batch mode: failure isolation, reports, resume, crash safety, equality with `reproject`."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import rasterio
+
+import pipeline
+from pipeline.batch import plan_batch, run_batch
+from pipeline.errors import BatchUsageError, CRSInputError
+from pipeline.io.write import TEMP_SUFFIX
+from pipeline.testing import write_synthetic_raster
+from pipeline.verify import verify_raster
+from tests.test_cli import run_cli
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[object]:
+    with pipeline.connect(threads_per_worker=2, dashboard_address="127.0.0.1:0", quiet=True) as c:
+        yield c
+
+
+def _good_tiles(folder: pathlib.Path, n: int = 4, size: int = 128) -> list[pathlib.Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        pathlib.Path(
+            write_synthetic_raster(
+                folder / f"tile{i}.tif",
+                height=size,
+                width=size,
+                block=None,
+                seed=i,
+                origin=(500000.0 + i * size * 30.0, 4500000.0),
+            )
+        )
+        for i in range(n)
+    ]
+
+
+def _bad_tiles(folder: pathlib.Path, shared_data: pathlib.Path) -> dict[str, str]:
+    """Plant the four kinds of bad input; map each file name to the reason we expect."""
+    shutil.copyfile(shared_data / "corrupt.tif", folder / "corrupt.tif")  # scratch copy
+    (folder / "empty.tif").write_bytes(b"")
+    (folder / "notes.tif").write_text("not a raster\n")
+    shutil.copyfile(shared_data / "float.tif", folder / "nocrs.tif")
+    return {
+        "corrupt.tif": "corrupt or unreadable",
+        "empty.tif": "empty file",
+        "notes.tif": "not a readable raster",
+        "nocrs.tif": "no CRS",
+    }
+
+
+def _outputs(folder: pathlib.Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*.tif")}
+
+
+def test_bad_tiles_fail_alone_and_are_reported(client, tmp_path, shared_data) -> None:
+    good = _good_tiles(tmp_path / "in")
+    expected = _bad_tiles(tmp_path / "in", shared_data)
+    report = tmp_path / "report.jsonl"
+    summary = run_batch(
+        tmp_path / "in",
+        tmp_path / "out",
+        "EPSG:3857",
+        report=report,
+        resampling="bilinear",
+        client=client,
+    )
+    assert summary.exit_code == 1
+    assert (summary.done, summary.failed, summary.skipped) == (len(good), len(expected), 0)
+    assert _outputs(tmp_path / "out") == {f"{p.stem}_3857.tif" for p in good}
+    for p in good:
+        assert verify_raster(tmp_path / "out" / f"{p.stem}_3857.tif", crs="EPSG:3857").ok
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    failed = {pathlib.Path(r["input"]).name: r["error"] for r in rows if r["status"] == "failed"}
+    assert set(failed) == set(expected)
+    for name, reason in expected.items():
+        assert reason in failed[name], failed[name]
+    assert [n for n in os.listdir(tmp_path / "out") if n.endswith(TEMP_SUFFIX)] == []
+
+
+def test_rerun_skips_done_tiles_and_redoes_a_never_written_output(client, tmp_path) -> None:
+    good = _good_tiles(tmp_path / "in")
+    out = tmp_path / "out"
+    first = run_batch(tmp_path / "in", out, "EPSG:3857", client=client)
+    assert first.done == len(good)
+    # plant a file whose tiles were never written (GDAL reads it back as zeros)
+    victim = out / f"{good[0].stem}_3857.tif"
+    with rasterio.open(victim) as ds:
+        profile = ds.profile
+    victim.unlink()
+    with rasterio.open(victim, "w", **{**profile, "SPARSE_OK": True}):
+        pass
+    assert not verify_raster(victim).ok
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*.tif") if p != victim}
+    second = run_batch(tmp_path / "in", out, "EPSG:3857", client=client)
+    assert (second.skipped, second.done, second.failed) == (len(good) - 1, 1, 0)
+    assert verify_raster(victim, crs="EPSG:3857").ok
+    assert all(p.stat().st_mtime_ns == m for p, m in mtimes.items())  # untouched
+    third = run_batch(tmp_path / "in", out, "EPSG:3857", client=client, overwrite=True)
+    assert third.done == len(good)
+
+
+def test_batch_output_equals_pipeline_reproject(client, tmp_path, shared_data) -> None:
+    src = tmp_path / "in" / "rgb.tif"
+    src.parent.mkdir()
+    shutil.copyfile(shared_data / "RGB.byte.tif", src)  # scratch copy in a folder of its own
+    run_batch(src.parent, tmp_path / "out", "EPSG:3857", resampling="bilinear", client=client)
+    expected = pipeline.reproject(pipeline.open_raster(src), "EPSG:3857", resampling="bilinear")
+    with rasterio.open(tmp_path / "out" / "rgb_3857.tif") as ds:
+        np.testing.assert_array_equal(ds.read(), expected.values)
+        assert ds.transform.almost_equals(expected.rio.transform())
+        assert ds.crs == expected.rio.crs
+        assert ds.nodata == expected.rio.nodata
+
+
+def test_sub_folders_are_mirrored_and_lists_and_globs_work(client, tmp_path) -> None:
+    _good_tiles(tmp_path / "in" / "a", n=2)
+    _good_tiles(tmp_path / "in" / "b", n=1)
+    s = run_batch(tmp_path / "in", tmp_path / "out", "EPSG:4326", recursive=True, client=client)
+    assert s.done == 3
+    assert _outputs(tmp_path / "out") == {
+        "a/tile0_4326.tif",
+        "a/tile1_4326.tif",
+        "b/tile0_4326.tif",
+    }
+    listing = tmp_path / "list.txt"
+    listing.write_text("# tiles\nin/a/tile0.tif\n\nin/b/tile0.tif\n")
+    plan = plan_batch(listing, tmp_path / "out2", "EPSG:4326")
+    assert [
+        pathlib.Path(j.output).relative_to(tmp_path / "out2").as_posix() for j in plan.jobs
+    ] == ["a/tile0_4326.tif", "b/tile0_4326.tif"]
+    plan = plan_batch(str(tmp_path / "in" / "a" / "*.tif"), tmp_path / "out3", "EPSG:4326")
+    assert len(plan.jobs) == 2
+
+
+def test_usage_errors_are_caught_before_any_work(tmp_path) -> None:
+    (tile,) = _good_tiles(tmp_path / "in", n=1)
+    shutil.copyfile(tile, tile.with_suffix(".tiff"))  # same stem: tile0_3857.tif twice
+    with pytest.raises(BatchUsageError, match="would both be written"):
+        plan_batch(tmp_path / "in", tmp_path / "out", "EPSG:3857")
+    plan = plan_batch(tmp_path / "in", tmp_path / "out", "EPSG:3857", name_template="{name}.tif")
+    assert len(plan.jobs) == 2  # {name} keeps the suffix apart
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BatchUsageError, match="no input rasters"):
+        plan_batch(tmp_path / "empty", tmp_path / "out", "EPSG:3857")
+    with pytest.raises(CRSInputError, match="EPSG:3857"):
+        plan_batch(tmp_path / "in", tmp_path / "out2", "EPSG:99999999")
+    with pytest.raises(BatchUsageError, match="name template"):
+        plan_batch(tmp_path / "in", tmp_path / "out", "EPSG:3857", name_template="{nope}.tif")
+    assert not (tmp_path / "out2").exists()
+
+
+def test_cli_exit_codes(tmp_path, shared_data) -> None:
+    (tmp_path / "empty").mkdir()
+    proc = run_cli("batch", tmp_path / "empty", "-o", tmp_path / "out", "--dst-crs", "EPSG:3857")
+    assert proc.returncode == 2 and "no input rasters" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_cli("batch", tmp_path / "empty", "-o", tmp_path / "out", "--dst-crs", "nonsense")
+    assert proc.returncode == 2 and "invalid CRS 'nonsense'" in proc.stderr
+    good = _good_tiles(tmp_path / "in", n=2)
+    args = [
+        "batch",
+        tmp_path / "in",
+        "-o",
+        tmp_path / "out",
+        "--dst-crs",
+        "EPSG:3857",
+        "--dashboard-address",
+        "127.0.0.1:0",
+        "--no-progress",
+    ]
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 done, 0 skipped, 0 failed" in proc.stdout
+    (tmp_path / "in" / "bad.tif").write_text("x")
+    proc = run_cli(*args, "--report", tmp_path / "r.csv")
+    assert proc.returncode == 1
+    assert f"{len(good)} skipped, 1 failed" in proc.stdout and "bad.tif" in proc.stdout
+    assert (tmp_path / "r.csv").read_text().count("\n") == 4  # header + 3 rows
+
+
+@pytest.mark.slow
+def test_sigkill_mid_batch_leaves_nothing_partial_and_a_rerun_completes(tmp_path) -> None:
+    tiles = _good_tiles(tmp_path / "in", n=40, size=256)
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "batch",
+        str(tmp_path / "in"),
+        "-o",
+        str(out),
+        "--dst-crs",
+        "EPSG:3857",
+        "--resampling",
+        "cubic",
+        "--dashboard-address",
+        "127.0.0.1:0",
+        "--no-progress",
+        "--threads",
+        "2",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*_3857.tif"))) < 3:
+        assert time.monotonic() < deadline and proc.poll() is None, "batch did not get going"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    finished = list(out.glob("*_3857.tif"))
+    assert 0 < len(finished) < len(tiles), "the kill should land mid-run"
+    for path in finished:  # whatever is at a final path is complete
+        assert verify_raster(path, crs="EPSG:3857").ok, path
+    rerun = run_cli(*cmd[3:])
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(finished)} skipped" in rerun.stdout
+    assert len(list(out.glob("*_3857.tif"))) == len(tiles)
+    assert [n for n in os.listdir(out) if n.endswith(TEMP_SUFFIX)] == []
