@@ -189,7 +189,7 @@ def main() -> None:
         f"{'PASS' if ratio >= 1.5 else 'FAIL'})"
     )
     if a.tiny:
-        tiny = os.path.join(work, "tiny")
+        tiny = os.path.join(work, f"tiny-{a.tiny}")
         if not os.path.isdir(tiny):
             _make_tiles(tiny, a.tiny, 16, 1)
         out = os.path.join(work, "out-tiny")

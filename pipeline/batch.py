@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 from dask.base import tokenize
 from dask.utils import parse_bytes
 
@@ -168,6 +169,95 @@ def _reproject_tile(
     return "; ".join(warning)
 
 
+def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> str:
+    """The same warp as `_reproject_tile` for a whole small tile, without xarray or dask.
+
+    Reads the tile with rasterio, warps it with `warp_array` (the whole-array reference that
+    chunked `pipeline.reproject` equals pixel for pixel) and writes a GeoTIFF laid out as
+    `write_raster` would (tiles, compression, predictor, nodata, tags), verified before it is
+    published atomically.
+    """
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    from pipeline import grid
+    from pipeline.errors import CRSInputError
+    from pipeline.io.open import check_input_file
+    from pipeline.io.write import _default_predictor, _fsync, publish, temp_path_for
+    from pipeline.reprojection import grid_warp_spec
+    from pipeline.warpengine import warp_array
+    from pipeline.warpgrid import GridSpec
+
+    src_path = check_input_file(job.input)
+    try:
+        with rasterio.open(src_path) as ds:
+            if ds.crs is None:
+                raise CRSInputError(
+                    f"{src_path}: no CRS; assign one (da.rio.write_crs(...)) before reprojecting"
+                )
+            src = GridSpec(ds.crs, ds.transform, ds.width, ds.height)
+            dtype = np.dtype(ds.dtypes[0])
+            nodata, tags, descriptions = ds.nodata, ds.tags(), ds.descriptions
+            try:
+                data = ds.read()
+            except RasterioError as err:
+                raise RasterInputError(
+                    f"{src_path}: corrupt or unreadable data ({' '.join(str(err).split())})"
+                ) from err
+    except RasterioError as err:
+        raise RasterInputError(f"{src_path}: not a readable raster ({err})") from err
+    spec = grid_warp_spec(
+        src,
+        dtype,
+        data.shape[0],
+        nodata,
+        opts.dst_crs,
+        source=src_path,
+        resampling=opts.resampling,
+        dst_nodata=opts.dst_nodata,
+        resolution=opts.resolution,
+    )
+    out = warp_array(spec, data)
+    compress = config.get("write.compress")
+    max_block = int(config.get("write.max-block"))
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "count": out.shape[0],
+        "height": out.shape[1],
+        "width": out.shape[2],
+        "dtype": out.dtype.name,
+        "crs": spec.dst.crs,
+        "transform": spec.dst.transform,
+        "nodata": spec.dst_nodata,
+        "tiled": True,
+        "compress": compress,
+        "blockysize": grid.write_block_size((out.shape[1],), max_block=max_block),
+        "blockxsize": grid.write_block_size((out.shape[2],), max_block=max_block),
+        "BIGTIFF": config.get("write.bigtiff"),
+    }
+    predictor = _default_predictor(out.dtype, compress)
+    if predictor is not None:
+        profile["predictor"] = predictor
+    os.makedirs(os.path.dirname(job.output), exist_ok=True)
+    tmp = temp_path_for(job.output)
+    try:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(out)
+            dst.update_tags(**{k: v for k, v in tags.items() if not k.startswith("STATISTICS_")})
+            for i, text in enumerate(descriptions, start=1):
+                if text:
+                    dst.set_band_description(i, text)
+        _fsync(tmp)
+        res = verify_raster(tmp, crs=opts.dst_crs)
+        if not res.ok:
+            raise RasterInputError(f"{job.input}: output failed verification: {res.problems}")
+        publish(tmp, job.output, overwrite=overwrite)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return "; ".join(res.warnings)
+
+
 def process_tile(job: TileJob, opts: TileOptions, scheduler: str | None = "sync") -> TileRecord:
     """Run one tile and report; never raises. Runs on a worker (or, for large inputs, on the
     client with ``scheduler=None`` so the tile's chunks spread over the cluster).
@@ -188,7 +278,12 @@ def process_tile(job: TileJob, opts: TileOptions, scheduler: str | None = "sync"
     for attempt in range(1, opts.retries + 2):
         record.attempts = attempt
         try:
-            record.warning = _reproject_tile(job, opts, overwrite=overwrite, scheduler=scheduler)
+            if scheduler == "sync" and not opts.kernel:
+                record.warning = _warp_tile_direct(job, opts, overwrite=overwrite)
+            else:
+                record.warning = _reproject_tile(
+                    job, opts, overwrite=overwrite, scheduler=scheduler
+                )
             record.status, record.error = "done", ""
             break
         except DETERMINISTIC as err:
@@ -354,7 +449,7 @@ def run_plan(
 
         client = get_client()
     threads = sum(client.nthreads().values()) or 1
-    size = window or max(8, 4 * threads)
+    size = window or max(16, 8 * threads)
     bar = _Progress(len(plan.jobs), progress)
     start = time.perf_counter()
 
@@ -400,7 +495,7 @@ def run_batch(
     client : distributed.Client, optional
         Default: the active client (`pipeline.connect` sets one).
     window : int, optional
-        Tasks in flight at once (default: 4 per worker thread, at least 8).
+        Tasks in flight at once (default: 8 per worker thread, at least 16).
     report : str or path, optional
         Write one row per input (``.csv``: CSV, otherwise JSON lines).
     progress : bool, default False

@@ -116,15 +116,15 @@ def _source_grid(da: xr.DataArray) -> GridSpec:
 
 
 def _nodata(
-    da: xr.DataArray,
+    source: str,
+    file_nodata: float | None,
     work_dtype: np.dtype[Any],
     src_nodata: float | None,
     dst_nodata: float | None,
 ) -> tuple[float | None, float | None]:
     """Source and destination nodata, validated against the working dtype."""
-    source = _source_name(da)
     if src_nodata is None:
-        src_nodata = da.rio.nodata
+        src_nodata = file_nodata
         if src_nodata is None and work_dtype.kind == "f":
             src_nodata = float("nan")
     if dst_nodata is None:
@@ -298,7 +298,40 @@ def warp_spec(
         raise ReprojectError(
             f"{source}: reprojection expects dims ('band', 'y', 'x'), got {da.dims!r}"
         )
-    dtype = np.dtype(da.dtype)
+    return grid_warp_spec(
+        _source_grid(da),
+        np.dtype(da.dtype),
+        int(da.sizes["band"]),
+        da.rio.nodata,
+        dst_crs,
+        source=source,
+        resolution=resolution,
+        bounds=bounds,
+        shape=shape,
+        resampling=resampling,
+        src_nodata=src_nodata,
+        dst_nodata=dst_nodata,
+        target_aligned_pixels=target_aligned_pixels,
+    )
+
+
+def grid_warp_spec(
+    src: GridSpec,
+    dtype: np.dtype[Any],
+    count: int,
+    file_nodata: float | None,
+    dst_crs: Any,
+    *,
+    source: str = "input",
+    resolution: float | Sequence[float] | None = None,
+    bounds: Sequence[float] | None = None,
+    shape: tuple[int, int] | None = None,
+    resampling: str | Resampling = "nearest",
+    src_nodata: float | None = None,
+    dst_nodata: float | None = None,
+    target_aligned_pixels: bool = False,
+) -> WarpSpec:
+    """`warp_spec` from grid metadata alone (no DataArray): used per tile by batch mode."""
     work_dtype = np.dtype("uint8") if dtype.kind == "b" else dtype
     if work_dtype.name not in GDAL_DATA_TYPES:
         raise ReprojectError(
@@ -306,7 +339,6 @@ def warp_spec(
             "(integer, float or bool rasters only)"
         )
     method = resampling_name(resampling)
-    src = _source_grid(da)
     dst = warpgrid.destination_grid(
         src,
         dst_crs,
@@ -315,7 +347,7 @@ def warp_spec(
         shape=shape,
         target_aligned_pixels=target_aligned_pixels,
     )
-    src_nd, dst_nd = _nodata(da, work_dtype, src_nodata, dst_nodata)
+    src_nd, dst_nd = _nodata(source, file_nodata, work_dtype, src_nodata, dst_nodata)
     if dtype.kind == "b" and dst_nd not in (None, 0.0, 1.0):
         raise ReprojectError(f"{source}: dst_nodata for a bool raster must be 0 or 1")
     xscale, yscale = warpgrid.warp_scale(src, dst)
@@ -325,7 +357,7 @@ def warp_spec(
         dst=dst,
         resampling=method,
         dtype=work_dtype.name,
-        count=int(da.sizes["band"]),
+        count=count,
         src_nodata=src_nd,
         dst_nodata=dst_nd,
         xscale=xscale,

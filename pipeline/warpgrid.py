@@ -17,7 +17,9 @@ and ``transform * (col, row)`` is its upper-left corner, as in rasterio.
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -299,8 +301,15 @@ def _transformer(src_crs: CRS, dst_crs: CRS) -> Transformer | None:
     """A pyproj transformer from the destination CRS to the source CRS (None: same CRS)."""
     if src_crs == dst_crs:
         return None
+    return _cached_transformer(dst_crs.to_wkt(), src_crs.to_wkt(), threading.get_ident())
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_transformer(from_wkt: str, to_wkt: str, thread: int) -> Transformer:
+    """Transformers cost ~5 ms to build and a batch reuses one CRS pair for every tile; one per
+    thread, as PROJ objects are not to be shared between threads."""
     return Transformer.from_crs(
-        ProjCRS.from_wkt(dst_crs.to_wkt()), ProjCRS.from_wkt(src_crs.to_wkt()), always_xy=True
+        ProjCRS.from_wkt(from_wkt), ProjCRS.from_wkt(to_wkt), always_xy=True
     )
 
 
