@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
-import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -18,28 +13,10 @@ import rasterio
 
 import pipeline
 from pipeline.cluster import local_sizing
+from tests.procs import dask_command, stop_processes, wait_for_scheduler_file
 from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.cluster
-
-
-def _dask_cli() -> list[str]:
-    exe = shutil.which("dask", path=os.path.dirname(sys.executable))
-    assert exe, "the dask command is installed with distributed"
-    return [exe]
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    deadline = time.monotonic() + 20
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
 
 
 @pytest.fixture
@@ -52,7 +29,7 @@ def scheduler_address(tmp_path) -> Iterator[str]:
         procs.append(
             subprocess.Popen(
                 [
-                    *_dask_cli(),
+                    *dask_command(),
                     "scheduler",
                     "--host",
                     "127.0.0.1",
@@ -66,17 +43,12 @@ def scheduler_address(tmp_path) -> Iterator[str]:
                 stderr=subprocess.STDOUT,
             )
         )
-        deadline = time.monotonic() + 60
-        while not sched_file.exists():
-            assert time.monotonic() < deadline, "scheduler did not start"
-            assert procs[0].poll() is None, "scheduler exited"
-            time.sleep(0.2)
-        address = json.loads(sched_file.read_text())["address"]
+        address = wait_for_scheduler_file(sched_file, procs[0])["address"]
         assert address.startswith("tcp://127.0.0.1:")
         procs.append(
             subprocess.Popen(
                 [
-                    *_dask_cli(),
+                    *dask_command(),
                     "worker",
                     address,
                     "--host",
@@ -99,7 +71,7 @@ def scheduler_address(tmp_path) -> Iterator[str]:
             client.wait_for_workers(1, timeout=60)
         yield address
     finally:
-        _stop(procs)
+        stop_processes(procs)
         log.close()
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import dask
@@ -18,36 +15,9 @@ import rasterio
 import pipeline
 from pipeline.errors import ClusterError
 from pipeline.io.preflight import check_folder_visible
+from tests.procs import dask_command, stop_processes, wait_for_scheduler_file
 
 pytestmark = pytest.mark.cluster
-
-
-def _dask(*args: str) -> list[str]:
-    exe = shutil.which("dask", path=os.path.dirname(sys.executable))
-    assert exe
-    return [exe, *args]
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
-
-
-def _wait_for_file(path, proc: subprocess.Popen[bytes], seconds: float = 60) -> dict:
-    deadline = time.monotonic() + seconds
-    while not path.exists():
-        assert time.monotonic() < deadline, "scheduler did not start"
-        assert proc.poll() is None, "scheduler exited"
-        time.sleep(0.2)
-    time.sleep(0.2)
-    return json.loads(path.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +47,7 @@ def tls_cluster(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
     try:
         procs.append(
             subprocess.Popen(
-                _dask(
+                dask_command(
                     "scheduler",
                     "--protocol",
                     "tls",
@@ -94,11 +64,11 @@ def tls_cluster(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
                 stderr=subprocess.STDOUT,
             )
         )
-        address = _wait_for_file(sched_file, procs[0])["address"]
+        address = wait_for_scheduler_file(sched_file, procs[0])["address"]
         assert address.startswith("tls://127.0.0.1:")
         procs.append(
             subprocess.Popen(
-                _dask(
+                dask_command(
                     "worker",
                     address,
                     "--host",
@@ -116,7 +86,7 @@ def tls_cluster(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
         )
         yield address, files
     finally:
-        _stop(procs)
+        stop_processes(procs)
         log.close()
 
 
@@ -199,7 +169,7 @@ def test_worker_without_the_shared_folder_fails_fast(tmp_path, shared_data) -> N
     try:
         procs.append(
             subprocess.Popen(
-                _dask(
+                dask_command(
                     "scheduler",
                     "--host",
                     "127.0.0.1",
@@ -213,9 +183,11 @@ def test_worker_without_the_shared_folder_fails_fast(tmp_path, shared_data) -> N
                 stderr=subprocess.STDOUT,
             )
         )
-        address = _wait_for_file(sched_file, procs[0])["address"]
+        address = wait_for_scheduler_file(sched_file, procs[0])["address"]
         worker = " ".join(
-            _dask("worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard")
+            dask_command(
+                "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"
+            )
         )
         procs.append(
             subprocess.Popen(
@@ -242,5 +214,5 @@ def test_worker_without_the_shared_folder_fails_fast(tmp_path, shared_data) -> N
             check_folder_visible(client, str(tmp_path))  # a folder it does share passes
         assert os.listdir(out_dir) == []
     finally:
-        _stop(procs)
+        stop_processes(procs)
         log.close()
