@@ -30,24 +30,9 @@ from rasterio.enums import Resampling
 import pipeline
 from pipeline.errors import PipelineWarning
 from pipeline.reprojection import reproject, warp_spec
-from pipeline.warpengine import warp_array
+from pipeline.warpengine import GDAL_RESAMPLING, warp_array
 
-METHODS = [
-    "nearest",
-    "bilinear",
-    "cubic",
-    "cubic_spline",
-    "lanczos",
-    "average",
-    "mode",
-    "max",
-    "min",
-    "med",
-    "q1",
-    "q3",
-    "sum",
-    "rms",
-]
+METHODS = list(GDAL_RESAMPLING)  # every warp resampling rasterio offers
 
 
 def _default_raster() -> pathlib.Path:

@@ -183,7 +183,7 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
     from pipeline import grid
     from pipeline.errors import CRSInputError
     from pipeline.io.open import check_input_file
-    from pipeline.io.write import _default_predictor, _fsync, publish, temp_path_for
+    from pipeline.io.write import _fsync, creation_profile, publish, temp_path_for
     from pipeline.reprojection import grid_warp_spec
     from pipeline.warpengine import warp_array
     from pipeline.warpgrid import GridSpec
@@ -218,7 +218,6 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
         resolution=opts.resolution,
     )
     out = warp_array(spec, data)
-    compress = config.get("write.compress")
     max_block = int(config.get("write.max-block"))
     profile: dict[str, Any] = {
         "driver": "GTiff",
@@ -230,14 +229,10 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
         "transform": spec.dst.transform,
         "nodata": spec.dst_nodata,
         "tiled": True,
-        "compress": compress,
         "blockysize": grid.write_block_size((out.shape[1],), max_block=max_block),
         "blockxsize": grid.write_block_size((out.shape[2],), max_block=max_block),
-        "BIGTIFF": config.get("write.bigtiff"),
+        **creation_profile(out.dtype),
     }
-    predictor = _default_predictor(out.dtype, compress)
-    if predictor is not None:
-        profile["predictor"] = predictor
     os.makedirs(os.path.dirname(job.output), exist_ok=True)
     tmp = temp_path_for(job.output)
     try:

@@ -156,3 +156,11 @@ def test_conflicting_grid_options_fail_before_any_cluster(shared_data, tmp_path)
     )  # fmt: skip
     _one_line_error(result, "right > left")
     assert "LocalCluster" not in result.output
+
+
+def test_cli_offers_exactly_the_engines_resampling_methods() -> None:
+    # the CLI keeps a literal list so `pipeline --help` does not import rasterio
+    from pipeline.cli.reproject import RESAMPLING_CHOICES
+    from pipeline.warpengine import GDAL_RESAMPLING
+
+    assert list(RESAMPLING_CHOICES) == list(GDAL_RESAMPLING)

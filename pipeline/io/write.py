@@ -69,6 +69,24 @@ def _default_predictor(dtype: np.dtype[Any], compress: str | None) -> int | None
     return None
 
 
+def creation_profile(
+    dtype: np.dtype[Any],
+    *,
+    compress: str | None = None,
+    predictor: int | None = None,
+    creation_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """GeoTIFF creation options every output gets: compression, a predictor suited to the
+    dtype, ``BIGTIFF`` (from ``pipeline.write.*``) and the caller's extra options."""
+    compress = compress or config.get("write.compress")
+    options: dict[str, Any] = {"COMPRESS": compress, "BIGTIFF": config.get("write.bigtiff")}
+    options.update({k.upper(): v for k, v in (creation_options or {}).items()})
+    pred = predictor if predictor is not None else _default_predictor(dtype, compress)
+    if pred is not None:
+        options.setdefault("PREDICTOR", pred)
+    return options
+
+
 def _block_aligned(da: xr.DataArray, max_block: int) -> tuple[xr.DataArray, int, int]:
     """Rechunk ``da`` if needed so that every chunk is a whole number of TIFF tiles."""
     ys, xs = da.data.chunks[1], da.data.chunks[2]
@@ -223,12 +241,9 @@ def write_raster(
         da = da.chunk()
     block = int(max_block or config.get("write.max-block"))
     da, by, bx = _block_aligned(da, block)
-    compress = compress or config.get("write.compress")
-    options: dict[str, Any] = {"BIGTIFF": config.get("write.bigtiff")}
-    options.update({k.upper(): v for k, v in (creation_options or {}).items()})
-    pred = predictor if predictor is not None else _default_predictor(da.dtype, compress)
-    if pred is not None:
-        options.setdefault("PREDICTOR", pred)
+    options = creation_profile(
+        da.dtype, compress=compress, predictor=predictor, creation_options=creation_options
+    )
     tmp = temp_path_for(dst)
     try:
         stored = da.rio.to_raster(
@@ -237,7 +252,6 @@ def write_raster(
             tiled=True,
             blockxsize=bx,
             blockysize=by,
-            compress=compress,
             lock=lock,
             compute=False,
             recalc_transform=False,  # write the exact GeoTransform, not one rebuilt from coords
