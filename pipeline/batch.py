@@ -63,6 +63,15 @@ class TileOptions:
     resolution: tuple[float, float] | None = None
     overwrite: bool = False
     retries: int = 2
+    driver: str = "GTiff"
+    creation_options: tuple[tuple[str, str], ...] = ()
+    overview_resampling: str | None = None
+    max_block: int | None = None
+
+    @property
+    def cog(self) -> bool:
+        """Outputs are Cloud-Optimized GeoTIFFs."""
+        return self.driver.upper() == "COG"
 
 
 @dataclass
@@ -165,6 +174,10 @@ def _reproject_tile(
         overwrite=overwrite,
         scheduler=scheduler,
         before_publish=verify_before_publish,
+        driver=opts.driver,
+        creation_options=dict(opts.creation_options),
+        overview_resampling=opts.overview_resampling,
+        max_block=opts.max_block,
     )
     return "; ".join(warning)
 
@@ -182,6 +195,7 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
 
     from pipeline import grid
     from pipeline.errors import CRSInputError
+    from pipeline.io.cog import finalize_cog, staging_options
     from pipeline.io.open import check_input_file
     from pipeline.io.write import _fsync, creation_profile, publish, temp_path_for
     from pipeline.reprojection import grid_warp_spec
@@ -218,7 +232,7 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
         resolution=opts.resolution,
     )
     out = warp_array(spec, data)
-    max_block = int(config.get("write.max-block"))
+    max_block = int(opts.max_block or config.get("write.max-block"))
     profile: dict[str, Any] = {
         "driver": "GTiff",
         "count": out.shape[0],
@@ -231,10 +245,14 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
         "tiled": True,
         "blockysize": grid.write_block_size((out.shape[1],), max_block=max_block),
         "blockxsize": grid.write_block_size((out.shape[2],), max_block=max_block),
-        **creation_profile(out.dtype),
     }
+    if opts.cog:  # staging GeoTIFF -> overviews -> COG copy (pipeline.io.cog)
+        profile.update(creation_profile(out.dtype, creation_options=staging_options()))
+    else:
+        profile.update(creation_profile(out.dtype, creation_options=dict(opts.creation_options)))
     os.makedirs(os.path.dirname(job.output), exist_ok=True)
     tmp = temp_path_for(job.output)
+    final = temp_path_for(job.output) if opts.cog else tmp
     try:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(out)
@@ -242,14 +260,27 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
             for i, text in enumerate(descriptions, start=1):
                 if text:
                     dst.set_band_description(i, text)
-        _fsync(tmp)
-        res = verify_raster(tmp, crs=opts.dst_crs)
+        if opts.cog:
+            finalize_cog(
+                tmp,
+                final,
+                dtype=out.dtype,
+                height=out.shape[1],
+                width=out.shape[2],
+                blocksize=max_block,
+                overview_resampling=opts.overview_resampling,
+                creation_options=dict(opts.creation_options),
+                label=job.output,
+            )
+        _fsync(final)
+        res = verify_raster(final, crs=opts.dst_crs)
         if not res.ok:
             raise RasterInputError(f"{job.input}: output failed verification: {res.problems}")
-        publish(tmp, job.output, overwrite=overwrite)
+        publish(final, job.output, overwrite=overwrite)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        for leftover in {tmp, final}:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
     return "; ".join(res.warnings)
 
 
@@ -265,7 +296,7 @@ def process_tile(job: TileJob, opts: TileOptions, scheduler: str | None = "sync"
     record = TileRecord(job.input, job.output, "failed")
     overwrite = opts.overwrite
     if not overwrite and os.path.exists(job.output):
-        if verify_raster(job.output, crs=opts.dst_crs).ok:
+        if verify_raster(job.output, crs=opts.dst_crs, cog=opts.cog).ok:
             record.status = "skipped"
             record.seconds = time.perf_counter() - start
             return record
@@ -391,6 +422,10 @@ def plan_batch(
     name_template: str | None = None,
     overwrite: bool = False,
     retries: int = 2,
+    driver: str = "GTiff",
+    creation_options: dict[str, str] | None = None,
+    overview_resampling: str | None = None,
+    max_block: int | None = None,
 ) -> BatchPlan:
     """Validate everything a batch needs before any work is dispatched (see `run_batch`)."""
     from pipeline.reprojection import resampling_name
@@ -416,6 +451,13 @@ def plan_batch(
     if resolution is not None:
         pair = (resolution, resolution) if isinstance(resolution, (int, float)) else resolution
         res = (float(pair[0]), float(pair[1]))
+    if driver.upper() not in ("GTIFF", "COG"):
+        raise BatchUsageError(f"unsupported output driver {driver!r}; use 'GTiff' or 'COG'")
+    if driver.upper() == "COG":
+        from pipeline.io.cog import resampling_for_overviews
+
+        if overview_resampling is not None:
+            resampling_for_overviews(overview_resampling, "float32")
     opts = TileOptions(
         dst_crs=crs.to_wkt(),
         resampling=method,
@@ -425,6 +467,12 @@ def plan_batch(
         resolution=res,
         overwrite=overwrite,
         retries=retries,
+        driver="COG" if driver.upper() == "COG" else "GTiff",
+        creation_options=tuple(
+            sorted((k.upper(), str(v)) for k, v in (creation_options or {}).items())
+        ),
+        overview_resampling=overview_resampling,
+        max_block=max_block,
     )
     return BatchPlan(tuple(jobs), opts, out_root)
 
@@ -499,8 +547,11 @@ def run_batch(
         `plan_batch` options: ``resampling``, ``kernel``, ``kernel_params``, ``dst_nodata``,
         ``resolution`` (as `pipeline.reproject`), ``recursive`` and ``pattern`` (folder
         discovery), ``name_template`` (default ``{stem}_{crs}.tif``), ``overwrite`` (redo
-        every tile; otherwise verified outputs are skipped and broken ones redone) and
-        ``retries`` (after non-deterministic I/O errors, default 2).
+        every tile; otherwise verified outputs are skipped and broken ones redone),
+        ``retries`` (after non-deterministic I/O errors, default 2), and the output format as
+        in `pipeline.write_raster`: ``driver`` ("GTiff" or "COG"; with "COG" an existing
+        output is skipped only if it is a valid COG), ``creation_options``,
+        ``overview_resampling`` and ``max_block``.
 
     Returns
     -------

@@ -30,6 +30,7 @@ class VerifyResult:
     crs: str | None = None
     shape: tuple[int, int, int] | None = None
     blocks: int = 0
+    cog: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -40,7 +41,8 @@ class VerifyResult:
         """One line: ``OK path (...)`` or ``FAIL path: problem; problem``."""
         if self.ok:
             extra = f"; warning: {'; '.join(self.warnings)}" if self.warnings else ""
-            return f"OK   {self.path} ({self.shape}, {self.crs}, {self.blocks} blocks){extra}"
+            cog = f", {self.cog}" if self.cog else ""
+            return f"OK   {self.path} ({self.shape}, {self.crs}, {self.blocks} blocks{cog}){extra}"
         return f"FAIL {self.path}: {'; '.join(self.problems)}"
 
     def as_record(self) -> dict[str, Any]:
@@ -51,6 +53,7 @@ class VerifyResult:
             "crs": self.crs,
             "shape": list(self.shape) if self.shape else None,
             "blocks": self.blocks,
+            "cog": self.cog,
             "problems": "; ".join(self.problems),
             "warnings": "; ".join(self.warnings),
         }
@@ -91,8 +94,16 @@ def _has_valid_pixel(data: np.ndarray, nodata: float | None) -> bool:
     return bool(np.any(data != nodata))
 
 
+def _decode_overviews(path: str, levels: int) -> None:
+    """Decode every block of every overview level (raises on a corrupt one)."""
+    for level in range(levels):
+        with rasterio.open(path, overview_level=level) as ovr:
+            for _, window in ovr.block_windows(1):
+                ovr.read(window=window)
+
+
 def verify_raster(
-    path: str | os.PathLike[str], *, crs: str | None = None, decode: bool = True
+    path: str | os.PathLike[str], *, crs: str | None = None, decode: bool = True, cog: bool = False
 ) -> VerifyResult:
     """Check one raster file thoroughly.
 
@@ -105,6 +116,10 @@ def verify_raster(
     decode : bool, default True
         Decode every block (catches truncated and corrupt files); otherwise only the header and
         the block table are checked.
+    cog : bool, default False
+        Also require a valid Cloud-Optimized GeoTIFF (rio-cogeo's ``cog_validate`` in strict
+        mode), record its overview levels and block size in ``cog``, and decode every
+        overview block too.
 
     Returns
     -------
@@ -145,6 +160,15 @@ def verify_raster(
                     valid = valid or _has_valid_pixel(data, ds.nodata)
                 if not valid:
                     result.warnings.append("all pixels are nodata")
+        if cog and not result.problems:
+            from pipeline.io.cog import cog_report
+
+            report = cog_report(p)
+            result.cog = report.line()
+            if not report.valid:
+                result.problems.append(result.cog)
+            elif decode:
+                _decode_overviews(p, len(report.overviews))
     except PipelineError as err:
         result.problems.append(str(err).removeprefix(f"{p}: "))
     except RasterioError as err:

@@ -9,8 +9,10 @@ import click
 from pipeline.cli.options import (
     cluster_options,
     connect_from_options,
+    output_options,
     overwrite_opt,
     param_opt,
+    write_options,
 )
 
 
@@ -38,6 +40,7 @@ from pipeline.cli.options import (
     help="Output name; {stem}, {name}, {crs}, {suffix} [default: {stem}_{crs}.tif].",
 )
 @overwrite_opt
+@output_options
 @click.option(
     "--retries",
     type=click.IntRange(min=0),
@@ -68,6 +71,9 @@ def batch(
     pattern: str | None,
     name_template: str | None,
     overwrite: bool,
+    output_format: str,
+    creation_options: tuple[str, ...],
+    overview_resampling: str | None,
     retries: int,
     report: str | None,
     window: int | None,
@@ -83,13 +89,22 @@ def batch(
     from pipeline.batch import plan_batch, run_plan
     from pipeline.errors import PipelineError
 
+    write_kw = write_options(output_format, creation_options, overview_resampling)
     try:
+        kernel_params: dict[str, Any] = {}
+        if kernel_name:
+            from pipeline.kernels import get_kernel, parse_param_strings
+
+            kernel_params = parse_param_strings(get_kernel(kernel_name), params)
+        elif params:
+            raise click.UsageError("--param needs --kernel")
         plan = plan_batch(
             inputs,
             outdir,
             dst_crs,
             resampling=resampling,
             kernel=kernel_name,
+            kernel_params=kernel_params,
             dst_nodata=dst_nodata,
             resolution=resolution,
             recursive=recursive,
@@ -97,6 +112,7 @@ def batch(
             name_template=name_template,
             overwrite=overwrite,
             retries=retries,
+            **write_kw,
         )
     except PipelineError as err:
         click.echo(f"pipeline: error: {' '.join(str(err).split())}", err=True)

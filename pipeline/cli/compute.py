@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from pipeline.cli.options import cluster_options, connect_from_options, overwrite_opt, param_opt
+from pipeline.cli.options import (
+    cluster_options,
+    connect_from_options,
+    echo_written,
+    output_options,
+    overwrite_opt,
+    param_opt,
+    write_options,
+)
 
 
 @click.command()
@@ -25,6 +33,7 @@ from pipeline.cli.options import cluster_options, connect_from_options, overwrit
     "--chunks", type=click.IntRange(min=1), help="Chunk edge in pixels (rounded to the blocks)."
 )
 @overwrite_opt
+@output_options
 @cluster_options
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def compute(
@@ -34,6 +43,9 @@ def compute(
     params: tuple[str, ...],
     chunks: int | None,
     overwrite: bool,
+    output_format: str,
+    creation_options: tuple[str, ...],
+    overview_resampling: str | None,
     progress: bool,
     **cluster: Any,
 ) -> None:
@@ -53,10 +65,11 @@ def compute(
     spec = get_kernel(kernel_name)
     result = apply_kernel(da, spec, **parse_param_strings(spec, params))
     check_output_path(output_path, overwrite=overwrite)
+    write_kw = write_options(output_format, creation_options, overview_resampling)
     with connect_from_options(cluster):
         start = time.perf_counter()
-        out = write_raster(result, output_path, overwrite=overwrite, progress=progress)
+        out = write_raster(result, output_path, overwrite=overwrite, progress=progress, **write_kw)
         seconds = time.perf_counter() - start
     mpix = da.sizes["y"] * da.sizes["x"] / 1e6
-    click.echo(f"wrote {out}")
+    echo_written(out, write_kw)
     click.echo(f"{seconds:.2f} s, {mpix / seconds:.2f} megapixels/s ({da.sizes['band']} bands)")

@@ -75,3 +75,79 @@ param_opt = click.option(
     metavar="KEY=VALUE",
     help="Kernel parameter, parsed with the kernel's declared type (repeatable).",
 )
+
+
+def output_options(f: F) -> F:
+    """--format / --co / --overview-resampling."""
+    from pipeline.io.cog import OVERVIEW_RESAMPLINGS
+
+    decorators = [
+        click.option(
+            "--format",
+            "output_format",
+            type=click.Choice(["gtiff", "cog"], case_sensitive=False),
+            default="gtiff",
+            show_default=True,
+            help="Tiled GeoTIFF, or Cloud-Optimized GeoTIFF with overviews, validated.",
+        ),
+        click.option(
+            "--co",
+            "--creation-option",
+            "creation_options",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="GDAL creation option for the output driver (GTiff or COG), e.g. "
+            "COMPRESS=ZSTD, LEVEL=9, BLOCKSIZE=256 (repeatable).",
+        ),
+        click.option(
+            "--overview-resampling",
+            type=click.Choice(OVERVIEW_RESAMPLINGS),
+            help="COG overviews [default: average for floating-point data, nearest for "
+            "integer data].",
+        ),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def write_options(
+    output_format: str, creation_options: tuple[str, ...], overview_resampling: str | None
+) -> dict[str, Any]:
+    """`pipeline.write_raster` keyword arguments from `output_options`' values."""
+    options: dict[str, str] = {}
+    for item in creation_options:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--co")
+        options[name.strip().upper()] = value.strip()
+    cog = output_format.lower() == "cog"
+    if overview_resampling and not cog:
+        raise click.UsageError("--overview-resampling needs --format cog")
+    if cog and "BLOCKSIZE" in options:
+        size = options.pop("BLOCKSIZE")
+        if not size.isdigit() or int(size) < 128 or int(size) % 16:
+            raise click.BadParameter(
+                f"BLOCKSIZE must be a multiple of 16 and at least 128, got {size!r}",
+                param_hint="--co",
+            )
+        return {
+            "driver": "COG",
+            "creation_options": options,
+            "overview_resampling": overview_resampling,
+            "max_block": int(size),
+        }
+    return {
+        "driver": "COG" if cog else "GTiff",
+        "creation_options": options,
+        **({"overview_resampling": overview_resampling} if cog else {}),
+    }
+
+
+def echo_written(path: str, write_kw: dict[str, Any]) -> None:
+    """``wrote PATH`` and, for a COG, its validation line (overviews, blocks)."""
+    click.echo(f"wrote {path}")
+    if write_kw.get("driver") == "COG":
+        from pipeline.io.cog import cog_report
+
+        click.echo(cog_report(path).line())

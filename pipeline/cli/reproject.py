@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from pipeline.cli.options import cluster_options, connect_from_options, overwrite_opt, param_opt
+from pipeline.cli.options import (
+    cluster_options,
+    connect_from_options,
+    echo_written,
+    output_options,
+    overwrite_opt,
+    param_opt,
+    write_options,
+)
 
 #: Target size of the source chunks the command reads (all bands together).
 SOURCE_CHUNK_BYTES = "4MiB"
@@ -96,6 +104,7 @@ def _resolution(
     help="Target chunk edge in pixels [default: 2048].",
 )
 @overwrite_opt
+@output_options
 @cluster_options
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def reproject(
@@ -111,6 +120,9 @@ def reproject(
     params: tuple[str, ...],
     chunks: int | None,
     overwrite: bool,
+    output_format: str,
+    creation_options: tuple[str, ...],
+    overview_resampling: str | None,
     progress: bool,
     **cluster: Any,
 ) -> None:
@@ -151,12 +163,13 @@ def reproject(
         target_aligned_pixels=tap,
     )
     check_output_path(output_path, overwrite=overwrite)
+    write_kw = write_options(output_format, creation_options, overview_resampling)
     with connect_from_options(cluster):
         start = time.perf_counter()
-        out = write_raster(result, output_path, overwrite=overwrite, progress=progress)
+        out = write_raster(result, output_path, overwrite=overwrite, progress=progress, **write_kw)
         seconds = time.perf_counter() - start
     height, width = result.sizes["y"], result.sizes["x"]
-    click.echo(f"wrote {out}")
+    echo_written(out, write_kw)
     click.echo(
         f"{width} x {height} pixels x {result.sizes['band']} bands in {crs.to_string()}, "
         f"{resampling}, {seconds:.2f} s"

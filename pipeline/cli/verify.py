@@ -9,12 +9,20 @@ import click
 @click.argument("paths", metavar="PATH...", nargs=-1, required=True)
 @click.option("--crs", help="Expected CRS of every file.")
 @click.option(
+    "--cog",
+    is_flag=True,
+    help="Also require a valid Cloud-Optimized GeoTIFF (rio-cogeo strict validation); "
+    "reports overview levels and block size.",
+)
+@click.option(
     "--report",
     type=click.Path(dir_okay=False),
     help="Write one row per file: .csv for CSV, otherwise JSON lines.",
 )
 @click.pass_context
-def verify(ctx: click.Context, paths: tuple[str, ...], crs: str | None, report: str | None) -> None:
+def verify(
+    ctx: click.Context, paths: tuple[str, ...], crs: str | None, cog: bool, report: str | None
+) -> None:
     """Check that each file opens, has the expected CRS, a sane grid, and every block decodes.
 
     Catches truncated files and tiles that were never written (which GDAL reads back as zeros
@@ -29,7 +37,7 @@ def verify(ctx: click.Context, paths: tuple[str, ...], crs: str | None, report: 
         from pipeline.warpgrid import parse_crs
 
         parse_crs(crs)
-    results = [verify_raster(p, crs=crs) for p in paths]
+    results = [verify_raster(p, crs=crs, cog=cog) for p in paths]
     for res in results:
         click.echo(res.summary())
     bad = sum(not r.ok for r in results)

@@ -78,9 +78,10 @@ def creation_profile(
 ) -> dict[str, Any]:
     """GeoTIFF creation options every output gets: compression, a predictor suited to the
     dtype, ``BIGTIFF`` (from ``pipeline.write.*``) and the caller's extra options."""
-    compress = compress or config.get("write.compress")
+    extra = {k.upper(): v for k, v in (creation_options or {}).items()}
+    compress = str(extra.pop("COMPRESS", None) or compress or config.get("write.compress"))
     options: dict[str, Any] = {"COMPRESS": compress, "BIGTIFF": config.get("write.bigtiff")}
-    options.update({k.upper(): v for k, v in (creation_options or {}).items()})
+    options.update(extra)
     pred = predictor if predictor is not None else _default_predictor(dtype, compress)
     if pred is not None:
         options.setdefault("PREDICTOR", pred)
@@ -183,8 +184,10 @@ def write_raster(
     progress: bool = False,
     scheduler: str | None = None,
     before_publish: Callable[[str], None] | None = None,
+    driver: str = "GTiff",
+    overview_resampling: str | None = None,
 ) -> str:
-    """Compute ``da`` and write it as a tiled GeoTIFF that appears atomically at ``path``.
+    """Compute ``da`` and write it as a tiled GeoTIFF (or COG) that appears atomically at ``path``.
 
     Parameters
     ----------
@@ -216,6 +219,14 @@ def write_raster(
     before_publish : callable, optional
         Called with the finished temporary file's path; raising aborts the write (the temporary
         file is removed and nothing appears at ``path``). Batch mode verifies tiles here.
+    driver : {"GTiff", "COG"}, default "GTiff"
+        ``"COG"`` writes a Cloud-Optimized GeoTIFF with real overviews (see
+        `pipeline.io.cog`): ``compress``, ``predictor`` and ``creation_options`` then apply to
+        GDAL's COG driver (e.g. ``LEVEL``, ``OVERVIEW_COMPRESS``), ``max_block`` is its
+        ``BLOCKSIZE``, and the result must pass rio-cogeo's strict validation.
+    overview_resampling : str, optional
+        COG only: resampling for the overviews (default ``average`` for floating-point data,
+        ``nearest`` for integer data, which is often classes).
 
     Returns
     -------
@@ -230,7 +241,18 @@ def write_raster(
     left untouched. On a distributed cluster, worker package versions and the visibility of the
     output folder from every worker are checked first (once per client and folder).
     CRS, transform, nodata, dtype, band descriptions and tags are written.
+
+    For a COG the chunks are first written the same way into a staging GeoTIFF in the
+    destination folder; overviews are computed from its full-resolution data down to the level
+    that fits one block; GDAL's COG driver copies it into the COG layout under a second
+    temporary name; only a file that passes strict validation is published. Both temporary
+    files are removed whatever happens.
     """
+    cog = _check_driver(driver)
+    if cog:
+        from pipeline.io.cog import resampling_for_overviews
+
+        resampling_for_overviews(overview_resampling, da.dtype)  # fail before any work
     dst = check_output_path(path, overwrite=overwrite)
     client = _active_client() if scheduler is None else None
     if client is not None:
@@ -241,10 +263,16 @@ def write_raster(
         da = da.chunk()
     block = int(max_block or config.get("write.max-block"))
     da, by, bx = _block_aligned(da, block)
-    options = creation_profile(
-        da.dtype, compress=compress, predictor=predictor, creation_options=creation_options
-    )
+    if cog:
+        from pipeline.io.cog import staging_options
+
+        options = creation_profile(da.dtype, creation_options=staging_options())
+    else:
+        options = creation_profile(
+            da.dtype, compress=compress, predictor=predictor, creation_options=creation_options
+        )
     tmp = temp_path_for(dst)
+    final = temp_path_for(dst) if cog else tmp
     try:
         stored = da.rio.to_raster(
             tmp,
@@ -266,11 +294,44 @@ def write_raster(
             dtype=stored.dtype,
         )
         _compute(named, progress=progress, scheduler=scheduler, client=client)
-        _fsync(tmp)
+        if cog:
+            from pipeline.io.cog import finalize_cog
+
+            finalize_cog(
+                tmp,
+                final,
+                dtype=da.dtype,
+                height=da.shape[1],
+                width=da.shape[2],
+                blocksize=block,
+                overview_resampling=overview_resampling,
+                compress=compress,
+                predictor=predictor,
+                creation_options=creation_options,
+                threads=1 if scheduler == "sync" else _local_threads(),
+                label=dst,
+            )
+        _fsync(final)
         if before_publish is not None:
-            before_publish(tmp)
-        publish(tmp, dst, overwrite=overwrite)
+            before_publish(final)
+        publish(final, dst, overwrite=overwrite)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        for leftover in {tmp, final}:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
     return dst
+
+
+def _check_driver(driver: str) -> bool:
+    """True for COG output, False for a plain tiled GeoTIFF; anything else is an error."""
+    key = driver.upper()
+    if key not in ("GTIFF", "COG"):
+        raise OutputError(f"unsupported output driver {driver!r}; use 'GTiff' or 'COG'")
+    return key == "COG"
+
+
+def _local_threads() -> int:
+    """Threads for client-side finishing work (the cluster is idle by then)."""
+    from dask.system import CPU_COUNT
+
+    return max(1, int(CPU_COUNT))
