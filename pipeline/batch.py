@@ -32,7 +32,7 @@ from pipeline.errors import (
     RasterInputError,
 )
 from pipeline.io.write import TEMP_SUFFIX, check_output_path
-from pipeline.verify import verify_raster
+from pipeline.verify import verify_raster, verify_written
 
 #: Errors that will not go away on a retry (bad input, bad options).
 DETERMINISTIC: tuple[type[BaseException], ...] = (RasterInputError, KernelError, ValueError)
@@ -187,8 +187,9 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
 
     Reads the tile with rasterio, warps it with `warp_array` (the whole-array reference that
     chunked `pipeline.reproject` equals pixel for pixel) and writes a GeoTIFF laid out as
-    `write_raster` would (tiles, compression, predictor, nodata, tags), verified before it is
-    published atomically.
+    `write_raster` would (tiles, compression, predictor, nodata, tags), checked with
+    `verify_written` (header, CRS, block table; no second decode) before it is published
+    atomically.
     """
     import rasterio
     from rasterio.errors import RasterioError
@@ -273,7 +274,7 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
                 label=job.output,
             )
         _fsync(final)
-        res = verify_raster(final, crs=opts.dst_crs)
+        res = verify_written(final, out, crs=opts.dst_crs, nodata=spec.dst_nodata)
         if not res.ok:
             raise RasterInputError(f"{job.input}: output failed verification: {res.problems}")
         publish(final, job.output, overwrite=overwrite)

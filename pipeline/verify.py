@@ -68,12 +68,13 @@ def _crs_matches(actual: Any, expected: str) -> bool:
         return False
 
 
-def _missing_blocks(ds: rasterio.DatasetReader) -> list[str]:
-    """Blocks the TIFF block table says were never written (offset or size 0)."""
+def _block_table(ds: rasterio.DatasetReader, file_size: int) -> tuple[list[str], list[str]]:
+    """Blocks the TIFF block table says were never written (offset or size 0), and blocks that
+    end past the end of the file (a truncated file)."""
     if ds.driver != "GTiff":
-        return []
+        return [], []
     bands = [1] if ds.interleaving == rasterio.enums.Interleaving.pixel else ds.indexes
-    missing = []
+    missing, beyond = [], []
     for b in bands:
         by, bx = ds.block_shapes[b - 1]
         for i in range(math.ceil(ds.height / by)):
@@ -83,7 +84,14 @@ def _missing_blocks(ds: rasterio.DatasetReader) -> list[str]:
                 size = ds.get_tag_item(f"BLOCK_SIZE_{j}_{i}", "TIFF", bidx=b)
                 if not offset or not size or int(offset) == 0 or int(size) == 0:
                     missing.append(f"band {b} block ({i}, {j})")
-    return missing
+                elif int(offset) + int(size) > file_size:
+                    beyond.append(f"band {b} block ({i}, {j})")
+    return missing, beyond
+
+
+def _listed(problem: str, blocks: list[str]) -> str:
+    shown = ", ".join(blocks[:3]) + (" ..." if len(blocks) > 3 else "")
+    return f"{len(blocks)} block(s) {problem} ({shown})"
 
 
 def _has_valid_pixel(data: np.ndarray, nodata: float | None) -> bool:
@@ -114,8 +122,9 @@ def verify_raster(
     crs : str, optional
         Expected CRS (anything pyproj accepts); a different or missing CRS is a problem.
     decode : bool, default True
-        Decode every block (catches truncated and corrupt files); otherwise only the header and
-        the block table are checked.
+        Decode every block (also catches corrupt compressed data); otherwise only the header
+        and the block table are checked (never-written blocks, blocks past the end of a
+        truncated file).
     cog : bool, default False
         Also require a valid Cloud-Optimized GeoTIFF (rio-cogeo's ``cog_validate`` in strict
         mode), record its overview levels and block size in ``cog``, and decode every
@@ -125,8 +134,9 @@ def verify_raster(
     -------
     VerifyResult
         ``ok`` is False when the file is missing, unreadable, has the wrong or no CRS, an empty
-        shape, a degenerate transform, a block that was never written or does not decode. An
-        all-nodata file is a warning, not a problem.
+        shape, a degenerate transform, a block that was never written, ends past the end of the
+        file or does not decode. An all-nodata file is a warning (only looked for when
+        decoding), not a problem.
     """
     p = os.fspath(path)
     result = VerifyResult(path=p)
@@ -147,10 +157,11 @@ def verify_raster(
                 result.problems.append(f"degenerate transform {tuple(t)[:6]}")
             elif ds.crs is not None and t.is_identity:
                 result.problems.append("identity transform: not georeferenced")
-            missing = _missing_blocks(ds)
+            missing, beyond = _block_table(ds, os.path.getsize(p))
             if missing:
-                shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-                result.problems.append(f"{len(missing)} block(s) never written ({shown})")
+                result.problems.append(_listed("never written", missing))
+            if beyond:
+                result.problems.append(_listed("past the end of the file (truncated)", beyond))
             windows = [w for _, w in ds.block_windows(1)]
             result.blocks = len(windows)
             if decode and not missing:
@@ -173,4 +184,22 @@ def verify_raster(
         result.problems.append(str(err).removeprefix(f"{p}: "))
     except RasterioError as err:
         result.problems.append(f"unreadable ({' '.join(str(err).split())})")
+    return result
+
+
+def verify_written(
+    path: str | os.PathLike[str], data: np.ndarray, *, crs: str | None, nodata: float | None
+) -> VerifyResult:
+    """`verify_raster` for a file this process has just written from ``data``, without
+    decoding it again.
+
+    The header, CRS and block table are checked as by ``verify_raster(decode=False)``: blocks
+    never written and blocks past the end of a truncated file are problems. The all-nodata
+    warning comes from ``data`` itself. Used by batch mode on its freshly written temporary
+    files (decoding them again cost ~4 ms of ~100 per 512x512x3 tile); outputs found on disk
+    (resume) are still decoded in full.
+    """
+    result = verify_raster(path, crs=crs, decode=False)
+    if result.ok and not _has_valid_pixel(data, nodata):
+        result.warnings.append("all pixels are nodata")
     return result

@@ -11,7 +11,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from pipeline.testing import write_synthetic_raster
-from pipeline.verify import verify_raster
+from pipeline.verify import verify_raster, verify_written
 
 
 def test_a_good_file_passes_with_its_crs(shared_data) -> None:
@@ -74,3 +74,39 @@ def test_non_rasters_fail(tmp_path, content) -> None:
 def test_all_nodata_is_a_warning_not_a_failure(shared_data) -> None:
     res = verify_raster(shared_data / "all-nodata.tif")
     assert res.ok and res.warnings == ["all pixels are nodata"]
+
+
+def test_truncated_file_fails_without_decoding(tmp_path) -> None:
+    path = write_synthetic_raster(tmp_path / "t.tif", height=512, width=512, block=256)
+    data = pathlib.Path(path).read_bytes()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) * 2 // 3])
+    res = verify_raster(path, decode=False)
+    assert not res.ok and "past the end of the file" in res.summary()
+
+
+def test_verify_written_checks_the_block_table_and_warns_from_the_array(tmp_path) -> None:
+    data = np.zeros((1, 512, 512), "uint8")
+    path = write_synthetic_raster(tmp_path / "z.tif", data=data, nodata=0, block=256)
+    res = verify_written(path, data, crs="EPSG:32618", nodata=0)
+    assert res.ok and res.warnings == ["all pixels are nodata"]
+    assert verify_written(path, data + 1, crs="EPSG:32618", nodata=0).warnings == []
+    assert "not the expected" in verify_written(path, data, crs="EPSG:3857", nodata=0).summary()
+    sparse = tmp_path / "sparse.tif"
+    profile = {
+        "driver": "GTiff",
+        "width": 512,
+        "height": 512,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": "EPSG:32618",
+        "transform": from_origin(0, 512, 1, 1),
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "SPARSE_OK": True,
+    }
+    with rasterio.open(sparse, "w", **profile) as dst:
+        dst.write(np.full((1, 256, 256), 7, "uint8"), window=Window(0, 0, 256, 256))
+    res = verify_written(sparse, data, crs=None, nodata=None)
+    assert not res.ok and "3 block(s) never written" in res.summary()
