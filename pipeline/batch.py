@@ -182,8 +182,9 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
 
     from pipeline import grid
     from pipeline.errors import CRSInputError
-    from pipeline.io.open import check_input_file
+    from pipeline.io.open import check_input_file, overview_shapes
     from pipeline.io.write import _fsync, creation_profile, publish, temp_path_for
+    from pipeline.overviews import overview_level_for, overview_warp_spec
     from pipeline.reprojection import grid_warp_spec
     from pipeline.warpengine import warp_array
     from pipeline.warpgrid import GridSpec
@@ -197,19 +198,13 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
                 )
             src = GridSpec(ds.crs, ds.transform, ds.width, ds.height)
             dtype = np.dtype(ds.dtypes[0])
-            nodata, tags, descriptions = ds.nodata, ds.tags(), ds.descriptions
-            try:
-                data = ds.read()
-            except RasterioError as err:
-                raise RasterInputError(
-                    f"{src_path}: corrupt or unreadable data ({' '.join(str(err).split())})"
-                ) from err
+            count, nodata, tags, descriptions = ds.count, ds.nodata, ds.tags(), ds.descriptions
     except RasterioError as err:
         raise RasterInputError(f"{src_path}: not a readable raster ({err})") from err
     spec = grid_warp_spec(
         src,
         dtype,
-        data.shape[0],
+        count,
         nodata,
         opts.dst_crs,
         source=src_path,
@@ -217,6 +212,18 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
         dst_nodata=opts.dst_nodata,
         resolution=opts.resolution,
     )
+    # The overview `reproject` would read (gdalwarp -ovr AUTO), so both paths agree.
+    shapes = overview_shapes(src_path)
+    level = overview_level_for(spec, src.width, [w for _, w in shapes])
+    if level is not None:
+        spec = overview_warp_spec(spec, *shapes[level])
+    try:
+        with rasterio.open(src_path, **({} if level is None else {"overview_level": level})) as ds:
+            data = ds.read()
+    except RasterioError as err:
+        raise RasterInputError(
+            f"{src_path}: corrupt or unreadable data ({' '.join(str(err).split())})"
+        ) from err
     out = warp_array(spec, data)
     max_block = int(config.get("write.max-block"))
     profile: dict[str, Any] = {
