@@ -383,15 +383,15 @@ def _overview_source(da: xr.DataArray, spec: WarpSpec) -> tuple[xr.DataArray, Wa
     source = file_source(da)
     if source is None or source.overview_level is not None:
         return None
+    if ovr.shrink_factor(spec.xscale, spec.yscale) < ovr.MIN_SHRINK:
+        return None  # decided before opening the file again
     shapes = overview_shapes(source.path)
     level = ovr.overview_level_for(spec, spec.src.width, [w for _, w in shapes])
     if level is None:
         return None
     height, width = shapes[level]
     data: dsa.Array = da.data
-    chunk_bytes = data.dtype.itemsize * max(
-        b * y * x for b in data.chunks[0] for y in data.chunks[1] for x in data.chunks[2]
-    )
+    chunk_bytes = data.dtype.itemsize * math.prod(max(c) for c in data.chunks)
     with dask.config.set({"pipeline.open.chunk-bytes": int(chunk_bytes)}):
         overview = open_raster(source.path, bands=list(source.bands), overview_level=level)
     if overview.shape != (spec.count, height, width):
