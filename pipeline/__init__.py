@@ -5,7 +5,7 @@ Layering (lower layers never import higher ones; nothing imports ``cli``)::
     errors, config, grid (pure maths)
       -> io.open (block-aligned lazy read)
       -> kernels, apply (lazy compute)
-      -> warpgrid (pure warp maths), warpengine, reprojection (lazy tile-wise warp)
+      -> warpgrid (pure warp maths), warpengine, overviews, reprojection (lazy tile-wise warp)
       -> io.write (locked, atomic write)
       -> cluster (where it runs), demo
       -> cli (click front end)

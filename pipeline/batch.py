@@ -197,13 +197,23 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
     from pipeline import grid
     from pipeline.errors import CRSInputError
     from pipeline.io.cog import finalize_cog, staging_options
-    from pipeline.io.open import check_input_file
+    from pipeline.io.open import check_input_file, overview_shapes
     from pipeline.io.write import _fsync, creation_profile, publish, temp_path_for
+    from pipeline.overviews import overview_level_for, overview_warp_spec
     from pipeline.reprojection import grid_warp_spec
     from pipeline.warpengine import warp_array
     from pipeline.warpgrid import GridSpec
 
     src_path = check_input_file(job.input)
+
+    def read(ds: Any) -> np.ndarray:
+        try:
+            return ds.read()
+        except RasterioError as err:
+            raise RasterInputError(
+                f"{src_path}: corrupt or unreadable data ({' '.join(str(err).split())})"
+            ) from err
+
     try:
         with rasterio.open(src_path) as ds:
             if ds.crs is None:
@@ -213,25 +223,28 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
             src = GridSpec(ds.crs, ds.transform, ds.width, ds.height)
             dtype = np.dtype(ds.dtypes[0])
             nodata, tags, descriptions = ds.nodata, ds.tags(), ds.descriptions
-            try:
-                data = ds.read()
-            except RasterioError as err:
-                raise RasterInputError(
-                    f"{src_path}: corrupt or unreadable data ({' '.join(str(err).split())})"
-                ) from err
+            spec = grid_warp_spec(
+                src,
+                dtype,
+                ds.count,
+                nodata,
+                opts.dst_crs,
+                source=src_path,
+                resampling=opts.resampling,
+                dst_nodata=opts.dst_nodata,
+                resolution=opts.resolution,
+            )
+            # The overview `reproject` would read (gdalwarp -ovr AUTO), so both paths agree.
+            shapes = overview_shapes(src_path) if ds.overviews(1) else []
+            level = overview_level_for(spec, src.width, [w for _, w in shapes])
+            data = read(ds) if level is None else None
+        if level is not None:
+            spec = overview_warp_spec(spec, *shapes[level])
+            with rasterio.open(src_path, overview_level=level) as ovr:
+                data = read(ovr)
     except RasterioError as err:
         raise RasterInputError(f"{src_path}: not a readable raster ({err})") from err
-    spec = grid_warp_spec(
-        src,
-        dtype,
-        data.shape[0],
-        nodata,
-        opts.dst_crs,
-        source=src_path,
-        resampling=opts.resampling,
-        dst_nodata=opts.dst_nodata,
-        resolution=opts.resolution,
-    )
+    assert data is not None
     out = warp_array(spec, data)
     max_block = int(opts.max_block or config.get("write.max-block"))
     profile: dict[str, Any] = {

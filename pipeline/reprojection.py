@@ -44,6 +44,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Union, cast
 
 import dask.array as dsa
+import dask.config
 import numpy as np
 import rasterio
 import rioxarray  # noqa: F401  (registers the .rio accessor)
@@ -55,6 +56,7 @@ from rasterio.dtypes import in_dtype_range
 from rasterio.enums import Resampling
 
 from pipeline import grid, warpgrid
+from pipeline import overviews as ovr
 from pipeline.errors import (
     ChunkingError,
     CRSInputError,
@@ -62,6 +64,7 @@ from pipeline.errors import (
     RasterInputError,
     ReprojectError,
 )
+from pipeline.io.open import file_source, open_raster, overview_shapes
 from pipeline.warpengine import GDAL_DATA_TYPES, WarpSpec, area_of_interest, warp_window
 from pipeline.warpgrid import GridSpec, Window
 
@@ -75,6 +78,8 @@ DEFAULT_CHUNK = 2048
 #: edge shrinks (2048, 1536, 1024, 512, then 256, 128) until both fit.
 DEFAULT_CHUNK_BYTES = 128 * 2**20
 DEFAULT_SOURCE_BYTES = 256 * 2**20
+#: Encoding keys that describe the source file, not the reprojected array.
+_SOURCE_ENCODING = ("preferred_chunks", "_FillValue", "pipeline_source")
 #: Source attributes that describe pixel values which no longer exist after resampling.
 _STALE_ATTRS = ("_FillValue", "missing_value")
 _STALE_PREFIXES = ("STATISTICS_",)
@@ -367,6 +372,33 @@ def grid_warp_spec(
     )
 
 
+def _overview_source(da: xr.DataArray, spec: WarpSpec) -> tuple[xr.DataArray, WarpSpec] | None:
+    """The overview of ``da``'s file to warp instead of ``da``, and its warp; or None.
+
+    Only for an untouched full-resolution `open_raster` array (`file_source`) whose warp
+    shrinks by `pipeline.overviews.MIN_SHRINK` or more and whose file has overviews; the
+    level is the one ``gdalwarp -ovr AUTO`` picks (`pipeline.overviews.best_overview_level`).
+    The overview is opened with source chunks of about the bytes of ``da``'s chunks.
+    """
+    source = file_source(da)
+    if source is None or source.overview_level is not None:
+        return None
+    if ovr.shrink_factor(spec.xscale, spec.yscale) < ovr.MIN_SHRINK:
+        return None  # decided before opening the file again
+    shapes = overview_shapes(source.path)
+    level = ovr.overview_level_for(spec, spec.src.width, [w for _, w in shapes])
+    if level is None:
+        return None
+    height, width = shapes[level]
+    data: dsa.Array = da.data
+    chunk_bytes = data.dtype.itemsize * math.prod(max(c) for c in data.chunks)
+    with dask.config.set({"pipeline.open.chunk-bytes": int(chunk_bytes)}):
+        overview = open_raster(source.path, bands=list(source.bands), overview_level=level)
+    if overview.shape != (spec.count, height, width):
+        return None  # the file changed since it was opened: keep the array we were given
+    return overview, ovr.overview_warp_spec(spec, height, width)
+
+
 def reproject(
     da: xr.DataArray,
     dst_crs: Any,
@@ -379,6 +411,7 @@ def reproject(
     dst_nodata: float | None = None,
     chunks: ChunksArg = None,
     target_aligned_pixels: bool = False,
+    overviews: bool = True,
 ) -> xr.DataArray:
     """Reproject ``da`` to ``dst_crs``, lazily, chunk by chunk, exactly as one GDAL warp.
 
@@ -409,6 +442,11 @@ def reproject(
         256 MiB (heavy downsampling).
     target_aligned_pixels : bool, default False
         Align the destination extent to the resolution (``gdalwarp -tap``).
+    overviews : bool, default True
+        When ``da`` is an untouched `open_raster` array of a file with overviews and the
+        warp shrinks it by 2x or more, read the overview ``gdalwarp -ovr AUTO`` would read
+        instead of the full-resolution image (see Notes). False always reads full
+        resolution (``gdalwarp -ovr NONE``).
 
     Returns
     -------
@@ -444,6 +482,20 @@ def reproject(
     the same global geotransforms, the exact (not approximate) transformer, the
     whole-raster XSCALE/YSCALE and a source window covering every kernel tap; see
     `pipeline.warpengine` for the GDAL details and the measured distance to GDAL's default.
+
+    Overview-aware reads (``overviews=True``): the destination grid is always computed from
+    the full-resolution source, so it is the same with and without overviews. If ``da`` is
+    exactly what `open_raster` returned for a file (same dask layer and shape: no kernel,
+    slice, rechunk or arithmetic applied), the file has overviews, and the warp shrinks the
+    source by at least 2x (source pixels per destination pixel, from the global
+    XSCALE/YSCALE, along the less shrunk axis), the overview gdalwarp's ``-ovr AUTO`` rule
+    picks (`pipeline.overviews.best_overview_level`: the coarsest overview whose
+    decimation factor is below the shrink factor + 0.1) is opened with
+    ``open_raster(path, overview_level=k)`` and warped onto that grid with XSCALE/YSCALE
+    recomputed for its pixel size. The result then equals the whole-array warp of the
+    overview's pixels (`pipeline.overviews.overview_warp_spec`) for every chunking, and is
+    close to, not equal to, the full-resolution warp (the overview's own resampling, e.g.
+    ``gdaladdo -r average``, stands in for part of the warp's).
     """
     if resampling_name(resampling) == "sum" and _gdal_version() < _GDAL_SUM_FIXED:
         warnings.warn(
@@ -465,14 +517,19 @@ def reproject(
         target_aligned_pixels=target_aligned_pixels,
     )
     dtype = np.dtype(da.dtype)
+    source_da = da
+    if overviews:
+        overview = _overview_source(da, spec)
+        if overview is not None:
+            source_da, spec = overview
     dst, count = spec.dst, spec.count
     out_chunks = _destination_chunks(chunks, spec)
     halo = warpgrid.kernel_halo(spec.resampling, spec.xscale, spec.yscale)
     windows = warpgrid.source_windows(spec.src, dst, out_chunks, halo=halo)
 
-    if not hasattr(da.data, "dask"):
-        da = da.chunk()
-    data: dsa.Array = da.data
+    if not hasattr(source_da.data, "dask"):
+        source_da = source_da.chunk()
+    data: dsa.Array = source_da.data
     name = f"pipeline-reproject-{tokenize(data.name, spec, out_chunks, dtype.str)}"
     dsk = _build_graph(name, data, windows, out_chunks, spec, dtype.name)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[cast(Any, data)])
@@ -495,7 +552,5 @@ def reproject(
     out = out.rio.write_transform(dst.transform)
     nodata = None if spec.dst_nodata is None else dtype.type(spec.dst_nodata).item()
     out = out.rio.write_nodata(nodata, encoded=False)
-    out.encoding = {
-        k: v for k, v in da.encoding.items() if k not in ("preferred_chunks", "_FillValue")
-    }
+    out.encoding = {k: v for k, v in da.encoding.items() if k not in _SOURCE_ENCODING}
     return out

@@ -15,9 +15,17 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import Resampling
 
 import pipeline
-from pipeline.batch import plan_batch, run_batch
+from pipeline.batch import (
+    TileOptions,
+    _reproject_tile,
+    _warp_tile_direct,
+    plan_batch,
+    run_batch,
+)
+from pipeline.batch_plan import TileJob
 from pipeline.errors import BatchUsageError, CRSInputError
 from pipeline.io.write import TEMP_SUFFIX
 from pipeline.testing import write_synthetic_raster
@@ -126,6 +134,26 @@ def test_batch_output_equals_pipeline_reproject(client, tmp_path, shared_data) -
         assert ds.transform.almost_equals(expected.rio.transform())
         assert ds.crs == expected.rio.crs
         assert ds.nodata == expected.rio.nodata
+
+
+def test_both_tile_paths_read_the_overview_reproject_reads(tmp_path, shared_data) -> None:
+    src = tmp_path / "rgb.tif"
+    shutil.copyfile(shared_data / "RGB.byte.tif", src)
+    with rasterio.open(src, "r+") as ds:
+        ds.build_overviews([2, 4, 8], Resampling.average)
+    res = 8 * 300.0379266750948
+    opts = TileOptions("EPSG:32618", resampling="average", resolution=(res, res))
+    _warp_tile_direct(TileJob(str(src), str(tmp_path / "direct.tif")), opts, overwrite=False)
+    _reproject_tile(TileJob(str(src), str(tmp_path / "dask.tif")), opts, overwrite=False)
+    da = pipeline.open_raster(src)
+    kwargs = {"resolution": res, "resampling": "average"}
+    expected = pipeline.reproject(da, "EPSG:32618", **kwargs)
+    full = pipeline.reproject(da, "EPSG:32618", overviews=False, **kwargs).values
+    for name in ("direct.tif", "dask.tif"):
+        with rasterio.open(tmp_path / name) as ds:
+            np.testing.assert_array_equal(ds.read(), expected.values)
+            assert ds.transform.almost_equals(expected.rio.transform())
+    assert not np.array_equal(expected.values, full)
 
 
 def test_sub_folders_are_mirrored_and_lists_and_globs_work(client, tmp_path) -> None:

@@ -8,9 +8,11 @@ import dask
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import Resampling
 
 import pipeline
 from pipeline import grid
+from pipeline.io.open import FileSource, file_source, overview_shapes
 from pipeline.testing import write_synthetic_raster
 from tests.conftest import raise_if_dask_computes
 
@@ -132,3 +134,48 @@ def test_band_selection(shared_data) -> None:
     np.testing.assert_array_equal(da.values, rasterio.open(src).read([3, 1]))
     with pytest.raises(pipeline.RasterInputError, match="out of range"):
         pipeline.open_raster(src, bands=[4])
+
+
+@pytest.fixture
+def rgb_overviews(shared_data, tmp_path) -> str:
+    path = tmp_path / "rgb.tif"
+    path.write_bytes((shared_data / "RGB.byte.tif").read_bytes())
+    with rasterio.open(path, "r+") as ds:
+        ds.build_overviews([2, 4, 8], Resampling.average)
+    return str(path)
+
+
+def test_open_an_overview_level(rgb_overviews) -> None:
+    assert overview_shapes(rgb_overviews) == [(359, 396), (180, 198), (90, 99)]
+    da = pipeline.open_raster(rgb_overviews, overview_level=1)
+    with rasterio.open(rgb_overviews, overview_level=1) as ds:
+        expected, transform, (by, bx) = ds.read(), ds.transform, ds.block_shapes[0]
+    assert da.shape == (3, 180, 198)
+    assert da.rio.transform() == transform
+    assert grid.is_block_aligned(da.data.chunks[1], by)
+    assert grid.is_block_aligned(da.data.chunks[2], bx)
+    np.testing.assert_array_equal(da.values, expected)
+    full = pipeline.open_raster(rgb_overviews)
+    assert da.data.name != full.data.name
+    assert da.rio.bounds() == pytest.approx(full.rio.bounds())
+
+
+def test_a_missing_overview_level_is_refused(rgb_overviews, shared_data) -> None:
+    with pytest.raises(pipeline.RasterInputError, match="no overview level 3"):
+        pipeline.open_raster(rgb_overviews, overview_level=3)
+    with pytest.raises(pipeline.RasterInputError, match="has 0 overview"):
+        pipeline.open_raster(shared_data / "byte.tif", overview_level=0)
+    assert overview_shapes(shared_data / "byte.tif") == []
+
+
+def test_file_source_only_for_the_untouched_array(shared_data) -> None:
+    path = shared_data / "RGB.byte.tif"
+    da = pipeline.open_raster(path, bands=[3, 1])
+    source = file_source(da)
+    assert source == FileSource(os.path.abspath(path), (3, 1), None, da.data.name, (2, 718, 791))
+    assert file_source(da.rio.write_nodata(0)) == source  # metadata only: same pixels
+    assert file_source(da.isel(x=slice(0, 100))) is None
+    assert file_source(da.chunk({"y": 100, "x": 100})) is None
+    assert file_source(da + 1) is None
+    assert file_source(pipeline.apply_kernel(da, "focal-max")) is None
+    assert file_source(da.compute()) is None

@@ -96,6 +96,14 @@ def _resolution(
     is_flag=True,
     help="Align the target extent to the resolution (gdalwarp -tap).",
 )
+@click.option(
+    "--overviews/--no-overviews",
+    default=True,
+    show_default=True,
+    help="When the output shrinks the input by 2x or more, read the input's best overview "
+    "(like gdalwarp -ovr AUTO); --no-overviews always reads full resolution (-ovr NONE). "
+    "The output grid is the same either way.",
+)
 @click.option("--kernel", "kernel_name", help="Apply this kernel before reprojecting.")
 @param_opt
 @click.option(
@@ -116,6 +124,7 @@ def reproject(
     resampling: str,
     dst_nodata: float | None,
     tap: bool,
+    overviews: bool,
     kernel_name: str | None,
     params: tuple[str, ...],
     chunks: int | None,
@@ -161,6 +170,7 @@ def reproject(
         dst_nodata=dst_nodata,
         chunks=chunks,
         target_aligned_pixels=tap,
+        overviews=overviews,
     )
     check_output_path(output_path, overwrite=overwrite)
     write_kw = write_options(output_format, creation_options, overview_resampling)

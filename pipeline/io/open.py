@@ -8,6 +8,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Union
 
 import dask.array as da
@@ -51,21 +52,89 @@ def check_input_file(path: str | os.PathLike[str]) -> str:
     return p
 
 
-def _dataset(path: str, identity: tuple[Any, ...]) -> rasterio.DatasetReader:
+@dataclass(frozen=True)
+class FileSource:
+    """What `open_raster` read: recorded as ``da.encoding["pipeline_source"]``.
+
+    Attributes
+    ----------
+    path : str
+        Absolute path of the file.
+    bands : tuple of int
+        1-based band indexes read.
+    overview_level : int or None
+        Overview read (0 is the first, 2x overview); None for full resolution.
+    layer : str
+        Name of the dask layer `open_raster` built (``pipeline-open-<token>``).
+    shape : (int, int, int)
+        ``(band, y, x)`` shape of that layer.
+    """
+
+    path: str
+    bands: tuple[int, ...]
+    overview_level: int | None
+    layer: str
+    shape: tuple[int, int, int]
+
+
+def file_source(da: xr.DataArray) -> FileSource | None:
+    """The file ``da`` reads, if ``da`` is still exactly the array `open_raster` returned.
+
+    Encodings survive many xarray operations, so the recorded source is trusted only when
+    ``da``'s dask layer and shape are the ones `open_raster` built: any kernel, slice,
+    rechunk or arithmetic gives a new layer name, and then None is returned.
+    """
+    source = da.encoding.get("pipeline_source")
+    if not isinstance(source, FileSource):
+        return None
+    name = getattr(da.data, "name", None)
+    if name != source.layer or tuple(da.shape) != source.shape:
+        return None
+    if da.encoding.get("source") != source.path:
+        return None
+    return source
+
+
+def overview_shapes(path: str | os.PathLike[str]) -> list[tuple[int, int]]:
+    """``(height, width)`` of each overview of ``path``'s first band, finest first.
+
+    Empty for files without overviews, or that GDAL cannot open.
+    """
+    p = os.fspath(path)
+    try:
+        with rasterio.open(p) as ds:
+            count = len(ds.overviews(1))
+        shapes = []
+        for level in range(count):
+            with rasterio.open(p, overview_level=level) as ovr:
+                shapes.append((ovr.height, ovr.width))
+    except RasterioError:
+        return []
+    return shapes
+
+
+def _dataset(
+    path: str, identity: tuple[Any, ...], overview_level: int | None = None
+) -> rasterio.DatasetReader:
     """A rasterio dataset private to the calling thread (GDAL handles are not thread-safe).
 
     Each thread keeps the few most recently used files open (an LRU of
-    ``_HANDLES_PER_THREAD``), keyed by file identity so a rewritten file is reopened.
+    ``_HANDLES_PER_THREAD``), keyed by file identity and overview level so a rewritten
+    file is reopened.
     """
     cache: OrderedDict[tuple[Any, ...], rasterio.DatasetReader] | None = getattr(
         _local, "datasets", None
     )
     if cache is None:
         cache = _local.datasets = OrderedDict()
-    ds = cache.get(identity)
+    key = (*identity, overview_level)
+    ds = cache.get(key)
     if ds is None or ds.closed:
-        ds = cache[identity] = rasterio.open(path)
-    cache.move_to_end(identity)
+        if overview_level is None:
+            ds = cache[key] = rasterio.open(path)
+        else:
+            ds = cache[key] = rasterio.open(path, overview_level=overview_level)
+    cache.move_to_end(key)
     while len(cache) > _HANDLES_PER_THREAD:
         cache.popitem(last=False)[1].close()
     return ds
@@ -76,6 +145,7 @@ def _read_chunk(
     identity: tuple[Any, ...],
     indexes: list[int],
     dtype: str,
+    overview_level: int | None = None,
     block_info: dict[Any, Any] | None = None,
 ) -> np.ndarray:
     """Read one chunk; errors name the file and the window."""
@@ -83,11 +153,13 @@ def _read_chunk(
     (b0, b1), (r0, r1), (c0, c1) = block_info[None]["array-location"]
     window = Window(c0, r0, c1 - c0, r1 - r0)
     try:
-        ds = _dataset(path, identity)
+        ds = _dataset(path, identity, overview_level)
         out = ds.read(indexes[b0:b1], window=window, out_dtype=dtype)
     except RasterioError as err:
+        where = "" if overview_level is None else f" of overview {overview_level}"
         raise RasterInputError(
-            f"{path}: corrupt or unreadable data in rows {r0}:{r1}, columns {c0}:{c1} ({err})"
+            f"{path}: corrupt or unreadable data in rows {r0}:{r1}, columns {c0}:{c1}"
+            f"{where} ({err})"
         ) from err
     return out
 
@@ -155,6 +227,7 @@ def open_raster(
     *,
     chunks: ChunksArg = "auto",
     bands: list[int] | None = None,
+    overview_level: int | None = None,
 ) -> xr.DataArray:
     """Open a raster file as a lazy, block-aligned dask-backed DataArray.
 
@@ -170,6 +243,11 @@ def open_raster(
         `PipelineWarning`. The band axis is one chunk unless ``{"band": n}`` is given.
     bands : list of int, optional
         1-based band indexes to read (default: all).
+    overview_level : int, optional
+        Read this overview instead of the full-resolution image: 0 is the first (finest)
+        overview, as ``rasterio.open(path, overview_level=...)``. The array then has the
+        overview's shape and a transform scaled by ``full size / overview size`` (the same
+        extent), and chunks align to the overview's blocks. Default: full resolution.
 
     Returns
     -------
@@ -179,17 +257,31 @@ def open_raster(
         read until computed; nodata values are kept as stored (not masked). The dask name is
         ``pipeline-open-<token>`` where the token depends on the file's path, inode, size and
         modification time, so a rewritten file never reuses cached results.
+        ``encoding["source"]`` is the absolute path and ``encoding["pipeline_source"]`` a
+        `FileSource` (see `file_source`).
 
     Raises
     ------
     RasterInputError
-        Missing file, directory, empty file, or a file GDAL cannot open as a raster.
+        Missing file, directory, empty file, a file GDAL cannot open as a raster, or an
+        ``overview_level`` the file does not have.
     ChunkingError
         Malformed ``chunks``.
     """
     p = check_input_file(path)
+    open_kwargs: dict[str, Any] = {}
+    if overview_level is not None:
+        if isinstance(overview_level, bool) or not isinstance(overview_level, int):
+            raise RasterInputError(f"{p}: overview_level must be an int, got {overview_level!r}")
+        available = overview_shapes(p)
+        if not 0 <= overview_level < len(available):
+            raise RasterInputError(
+                f"{p}: no overview level {overview_level!r}; the file has {len(available)} "
+                f"overview(s) (levels 0..{len(available) - 1})"
+            )
+        open_kwargs["overview_level"] = overview_level
     try:
-        with rasterio.open(p) as ds:
+        with rasterio.open(p, **open_kwargs) as ds:
             count, height, width = ds.count, ds.height, ds.width
             block_yx = ds.block_shapes[0]
             dtypes = set(ds.dtypes)
@@ -205,20 +297,21 @@ def open_raster(
     shape = (len(indexes), height, width)
     band_c, ys, xs = _normalize_chunks(chunks, shape, block_yx, dtype.itemsize, p)
     identity = _file_identity(p)
-    token = tokenize(identity, indexes, (band_c, ys, xs))
+    token = tokenize(identity, indexes, (band_c, ys, xs), overview_level)
     data = da.map_blocks(
         _read_chunk,
         p,
         identity,
         indexes,
         dtype.str,
+        overview_level,
         name=f"pipeline-open-{token}",
         chunks=(band_c, ys, xs),
         dtype=dtype,
         meta=np.empty((0, 0, 0), dtype=dtype),
     )
     try:
-        template = rioxarray.open_rasterio(p, chunks=None, cache=False, lock=False)
+        template = rioxarray.open_rasterio(p, chunks=None, cache=False, lock=False, **open_kwargs)
     except RasterioError as err:
         raise RasterInputError(f"{p}: not a readable raster ({err})") from err
     assert isinstance(template, xr.DataArray)  # one file, band_as_variable=False
@@ -231,6 +324,13 @@ def open_raster(
         attrs=dict(template.attrs),
         name=template.name,
     )
-    result.encoding = {**template.encoding, "source": os.path.abspath(p)}
+    absolute = os.path.abspath(p)
+    result.encoding = {
+        **template.encoding,
+        "source": absolute,
+        "pipeline_source": FileSource(
+            absolute, tuple(indexes), overview_level, str(data.name), shape
+        ),
+    }
     template.close()
     return result
