@@ -196,6 +196,7 @@ def test_small_raster_gets_a_valid_cog_without_overviews(shared_data, tmp_path):
     _strict_valid(out)
     with rasterio.open(out) as d:
         assert d.overviews(1) == []
+    assert cog.cog_report(out).line() == "COG valid, no overviews, 512x512 blocks"
 
 
 @pytest.mark.parametrize("step", ["build_overviews", "translate_to_cog", "cog_report"])

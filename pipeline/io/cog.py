@@ -169,7 +169,8 @@ class CogReport:
             return "not a valid COG: " + "; ".join(self.errors + self.warnings)
         levels = ", ".join(map(str, self.overviews))
         block = f"{self.blocksize[1]}x{self.blocksize[0]}" if self.blocksize else "?"
-        return f"COG valid, {len(self.overviews)} overview(s) ({levels}), {block} blocks"
+        ovr = f"{len(self.overviews)} overview(s) ({levels})" if self.overviews else "no overviews"
+        return f"COG valid, {ovr}, {block} blocks"
 
 
 def cog_report(path: str) -> CogReport:
