@@ -28,6 +28,12 @@ transformer: rasterio's ``WarpedVRT`` with ``tolerance=0.125`` reproduces GDAL's
 exactly, and with ``tolerance=1e-9`` reproduces our whole-array warp exactly (tested); our
 XSCALE/YSCALE are the values GDAL itself computes for the whole raster (tested).
 
+Opt-in approximation (``error_threshold > 0``, gdalwarp's ``-et``): the same warp through
+GDAL's approximate transformer. With 0.125 and a single destination chunk it equals that
+default warp, 0 differing values for nearest and bilinear (``tests/test_error_threshold.py``);
+with several chunks each approximates on its own, so the result depends on the chunking
+(see `reproject`'s Notes).
+
 Nodata: source nodata (from ``src_nodata`` or the array's ``_FillValue``; NaN for floats
 without one) never contributes to valid pixels; for multi-band rasters a pixel is nodata when
 all its bands are (GDAL's ``UNIFIED_SRC_NODATA=YES``, as rasterio and gdalwarp). The
