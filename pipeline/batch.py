@@ -67,6 +67,7 @@ class TileOptions:
     creation_options: tuple[tuple[str, str], ...] = ()
     overview_resampling: str | None = None
     max_block: int | None = None
+    error_threshold: float = 0.0
 
     @property
     def cog(self) -> bool:
@@ -158,6 +159,7 @@ def _reproject_tile(
         resampling=opts.resampling,
         dst_nodata=opts.dst_nodata,
         resolution=opts.resolution,
+        error_threshold=opts.error_threshold,
     )
     os.makedirs(os.path.dirname(job.output), exist_ok=True)
     warning: list[str] = []
@@ -233,6 +235,7 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
                 resampling=opts.resampling,
                 dst_nodata=opts.dst_nodata,
                 resolution=opts.resolution,
+                error_threshold=opts.error_threshold,
             )
             # The overview `reproject` would read (gdalwarp -ovr AUTO), so both paths agree.
             shapes = overview_shapes(src_path) if ds.overviews(1) else []
@@ -440,13 +443,15 @@ def plan_batch(
     creation_options: dict[str, str] | None = None,
     overview_resampling: str | None = None,
     max_block: int | None = None,
+    error_threshold: float = 0.0,
 ) -> BatchPlan:
     """Validate everything a batch needs before any work is dispatched (see `run_batch`)."""
-    from pipeline.reprojection import resampling_name
+    from pipeline.reprojection import check_error_threshold, resampling_name
     from pipeline.warpgrid import parse_crs
 
     crs = parse_crs(dst_crs)
     method = resampling_name(resampling)
+    threshold = check_error_threshold(error_threshold, "batch")
     files, root = discover_inputs(inputs, recursive=recursive, pattern=pattern)
     jobs = plan_outputs(files, root, outdir, crs, name_template=name_template)
     out_root = os.path.abspath(os.fspath(outdir))
@@ -487,6 +492,7 @@ def plan_batch(
         ),
         overview_resampling=overview_resampling,
         max_block=max_block,
+        error_threshold=threshold,
     )
     return BatchPlan(tuple(jobs), opts, out_root)
 
@@ -559,13 +565,15 @@ def run_batch(
         Print a live progress line on stderr.
     **options
         `plan_batch` options: ``resampling``, ``kernel``, ``kernel_params``, ``dst_nodata``,
-        ``resolution`` (as `pipeline.reproject`), ``recursive`` and ``pattern`` (folder
-        discovery), ``name_template`` (default ``{stem}_{crs}.tif``), ``overwrite`` (redo
-        every tile; otherwise verified outputs are skipped and broken ones redone),
-        ``retries`` (after non-deterministic I/O errors, default 2), and the output format as
-        in `pipeline.write_raster`: ``driver`` ("GTiff" or "COG"; with "COG" an existing
-        output is skipped only if it is a valid COG), ``creation_options``,
-        ``overview_resampling`` and ``max_block``.
+        ``resolution``, ``error_threshold`` (as `pipeline.reproject`; with a threshold > 0
+        small tiles, warped whole, equal GDAL's whole-tile warp with that threshold, while
+        large tiles, warped chunk by chunk, depend on their chunking), ``recursive`` and
+        ``pattern`` (folder discovery), ``name_template`` (default ``{stem}_{crs}.tif``),
+        ``overwrite`` (redo every tile; otherwise verified outputs are skipped and broken
+        ones redone), ``retries`` (after non-deterministic I/O errors, default 2), and the
+        output format as in `pipeline.write_raster`: ``driver`` ("GTiff" or "COG"; with
+        "COG" an existing output is skipped only if it is a valid COG),
+        ``creation_options``, ``overview_resampling`` and ``max_block``.
 
     Returns
     -------

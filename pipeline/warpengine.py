@@ -12,7 +12,12 @@ GDAL workarounds, all in this module:
    ``tolerance``; ``WarpedVRT(tolerance=0)`` fails to build its VRT). Its linear
    interpolation runs per output row segment, so results depend on the chunking. We write the
    warped VRT's XML ourselves with a bare ``GenImgProjTransformer`` (no ``ApproxTransformer``),
-   which works on every rasterio and GDAL 3.x.
+   which works on every rasterio and GDAL 3.x. Opt-in: ``WarpSpec.error_threshold`` > 0
+   wraps it in GDAL's ``ApproxTransformer`` with that ``MaxError`` (gdalwarp's ``-et``, in
+   source pixels; the XML GDAL 3.10 itself writes for ``WarpedVRT(tolerance=...)``): faster,
+   and equal to ``rasterio.warp.reproject`` with GDAL's defaults for 0.125 and a single
+   destination chunk, but then each warp call approximates on its own and results depend on
+   the chunking. With 0 the XML is unchanged.
 2. Same coordinates in every chunk. The warped VRT always spans the whole destination grid
    (its geotransform is the global one) and we read only our window from it; the source is a
    VRT spanning the whole source grid whose only data is our padded window at its true
@@ -146,6 +151,10 @@ class WarpSpec:
         GDAL's ``SOURCE_EXTRA``: source pixels added around every GDAL-internal window.
     aoi : (west, south, east, north) or None
         PROJ area of interest in degrees.
+    error_threshold : float
+        Largest error of GDAL's approximate transformer in source pixels (gdalwarp's
+        ``-et``); 0 (the default) uses the exact transformer. With a threshold > 0 every
+        warp call approximates on its own, so chunked results depend on the chunking.
     """
 
     src: GridSpec
@@ -159,6 +168,7 @@ class WarpSpec:
     yscale: float
     source_extra: int
     aoi: tuple[float, float, float, float] | None = None
+    error_threshold: float = 0.0
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:
         return (
@@ -174,6 +184,7 @@ class WarpSpec:
             _num(self.yscale),
             self.source_extra,
             self.aoi,
+            _num(self.error_threshold),
         )
 
     def warp_options(self) -> dict[str, str]:
@@ -230,7 +241,11 @@ class WarpSpec:
         memory_limit: int = WARP_MEMORY_LIMIT,
         block: tuple[int, int] | None = None,
     ) -> str:
-        """A ``VRTWarpedDataset`` on the whole destination grid with an exact transformer.
+        """A ``VRTWarpedDataset`` on the whole destination grid.
+
+        The transformer is exact (a bare ``GenImgProjTransformer``) when
+        ``error_threshold`` is 0, otherwise GDAL's ``ApproxTransformer`` around it with
+        ``MaxError`` = ``error_threshold`` (source pixels, as gdalwarp ``-et``).
 
         ``block`` is the VRT's ``(rows, cols)`` block shape: GDAL warps whole blocks, so
         destination chunks should be made of whole blocks (default 128 x 512).
@@ -270,6 +285,21 @@ class WarpSpec:
                 + ",".join(_num(v) for v in self.aoi)
                 + "</Option></Options>"
             )
+        transformer = (
+            "<GenImgProjTransformer>"
+            f"<SrcGeoTransform>{_geotransform(self.src.transform)}</SrcGeoTransform>"
+            f"<DstGeoTransform>{_geotransform(self.dst.transform)}</DstGeoTransform>"
+            "<ReprojectTransformer><ReprojectionTransformer>"
+            f"<SourceSRS>{src_wkt}</SourceSRS><TargetSRS>{dst_wkt}</TargetSRS>{aoi}"
+            "</ReprojectionTransformer></ReprojectTransformer>"
+            "</GenImgProjTransformer>"
+        )
+        if self.error_threshold > 0:
+            # What GDAL 3.10 itself writes for gdalwarp -et / WarpedVRT(tolerance=...).
+            transformer = (
+                f"<ApproxTransformer><MaxError>{_num(self.error_threshold)}</MaxError>"
+                f"<BaseTransformer>{transformer}</BaseTransformer></ApproxTransformer>"
+            )
         block_h, block_w = block if block is not None else (128, 512)
         block_h, block_w = min(self.dst.height, block_h), min(self.dst.width, block_w)
         return (
@@ -281,13 +311,7 @@ class WarpSpec:
             f"<ResampleAlg>{GDAL_RESAMPLING[self.resampling]}</ResampleAlg>"
             f"<WorkingDataType>{gdal_type}</WorkingDataType>{options}"
             f'<SourceDataset relativeToVRT="0">{escape(source_path)}</SourceDataset>'
-            "<Transformer><GenImgProjTransformer>"
-            f"<SrcGeoTransform>{_geotransform(self.src.transform)}</SrcGeoTransform>"
-            f"<DstGeoTransform>{_geotransform(self.dst.transform)}</DstGeoTransform>"
-            "<ReprojectTransformer><ReprojectionTransformer>"
-            f"<SourceSRS>{src_wkt}</SourceSRS><TargetSRS>{dst_wkt}</TargetSRS>{aoi}"
-            "</ReprojectionTransformer></ReprojectTransformer>"
-            "</GenImgProjTransformer></Transformer>"
+            f"<Transformer>{transformer}</Transformer>"
             f"<BandList>{band_list}</BandList></GDALWarpOptions></VRTDataset>"
         )
 

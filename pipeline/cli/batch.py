@@ -9,6 +9,7 @@ import click
 from pipeline.cli.options import (
     cluster_options,
     connect_from_options,
+    error_threshold_opt,
     output_options,
     overwrite_opt,
     param_opt,
@@ -30,6 +31,7 @@ from pipeline.cli.options import (
 @click.option("--resampling", default="nearest", show_default=True, help="Warp resampling.")
 @click.option("--dst-nodata", type=float, help="Output nodata (default: the input's).")
 @click.option("--resolution", type=float, help="Output pixel size in target CRS units.")
+@error_threshold_opt
 @click.option("--kernel", "kernel_name", help="Kernel applied before reprojection.")
 @param_opt
 @click.option("--recursive", is_flag=True, help="Descend into sub-folders of INPUTS.")
@@ -65,6 +67,7 @@ def batch(
     resampling: str,
     dst_nodata: float | None,
     resolution: float | None,
+    error_threshold: float,
     kernel_name: str | None,
     params: tuple[str, ...],
     recursive: bool,
@@ -107,6 +110,7 @@ def batch(
             kernel_params=kernel_params,
             dst_nodata=dst_nodata,
             resolution=resolution,
+            error_threshold=error_threshold,
             recursive=recursive,
             pattern=pattern,
             name_template=name_template,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -74,6 +75,28 @@ param_opt = click.option(
     multiple=True,
     metavar="KEY=VALUE",
     help="Kernel parameter, parsed with the kernel's declared type (repeatable).",
+)
+
+
+def _error_threshold(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """Reject negative, NaN and infinite thresholds as usage errors (exit status 2)."""
+    if not math.isfinite(value) or value < 0:
+        raise click.BadParameter(f"must be >= 0 and finite (0 = exact), got {value!r}")
+    return value
+
+
+error_threshold_opt = click.option(
+    "--error-threshold",
+    "--et",
+    "error_threshold",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=_error_threshold,
+    metavar="PIXELS",
+    help="Max transformation error in source pixels (gdalwarp -et); 0 = exact transformer, "
+    "the default, which makes any chunking identical to a whole-array warp. 0.125 is GDAL's "
+    "default: faster, but chunk-dependent.",
 )
 
 

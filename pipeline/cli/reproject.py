@@ -11,6 +11,7 @@ from pipeline.cli.options import (
     cluster_options,
     connect_from_options,
     echo_written,
+    error_threshold_opt,
     output_options,
     overwrite_opt,
     param_opt,
@@ -104,6 +105,7 @@ def _resolution(
     "(like gdalwarp -ovr AUTO); --no-overviews always reads full resolution (-ovr NONE). "
     "The output grid is the same either way.",
 )
+@error_threshold_opt
 @click.option("--kernel", "kernel_name", help="Apply this kernel before reprojecting.")
 @param_opt
 @click.option(
@@ -125,6 +127,7 @@ def reproject(
     dst_nodata: float | None,
     tap: bool,
     overviews: bool,
+    error_threshold: float,
     kernel_name: str | None,
     params: tuple[str, ...],
     chunks: int | None,
@@ -138,7 +141,7 @@ def reproject(
     """Reproject INPUT to --dst-crs and write OUTPUT atomically.
 
     The result equals one GDAL warp of the whole raster with the same options, pixel for
-    pixel, however it is chunked.
+    pixel, however it is chunked (with the default exact transformer, --et 0).
     """
     import dask.config
 
@@ -171,6 +174,7 @@ def reproject(
         chunks=chunks,
         target_aligned_pixels=tap,
         overviews=overviews,
+        error_threshold=error_threshold,
     )
     check_output_path(output_path, overwrite=overwrite)
     write_kw = write_options(output_format, creation_options, overview_resampling)
