@@ -1,28 +1,34 @@
-"""Apply a kernel lazily to every chunk: ``map_blocks`` without a halo, an overlap graph with one.
+"""Apply a kernel lazily to every chunk: one task per output chunk, with or without a halo.
 
-With a halo of ``depth`` pixels each chunk is extended by its neighbours' pixels
-(``dask.array.overlap.overlap``, constant boundary) and the kernel's own task trims the result,
-so the final layer carries the kernel's name. Pixels beyond the raster edge are marked invalid
-(``valid`` is False there, as for nodata): edges are never reflected or repeated, and a chunk's
-result does not depend on where the chunk boundaries are.
+The graph is a single layer, ``pipeline-<kernel>-<token>``, with one task per output chunk and
+the output chunked exactly as the input. With a halo of ``depth`` pixels a task receives its
+chunk and every source block its extended window touches (the 8 neighbours, or blocks further
+away when chunks are thinner than ``depth``), cuts the halo strips from them into one padded
+block and runs the kernel on it (`pipeline.grid.halo_spans` does the window maths). Pixels
+beyond the raster edge are zero and marked invalid (``valid`` is False there, as for nodata):
+edges are never reflected or repeated, and a chunk's result does not depend on where the chunk
+boundaries are.
 """
 
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import dask.array as dsa
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
-from dask.array.overlap import overlap
 from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
+from pipeline import grid
 from pipeline.errors import KernelError, PipelineWarning
 from pipeline.kernels import KernelSpec, resolve_kernel
 from pipeline.kernels.cellsize import RowCellsize, row_cellsize
@@ -53,13 +59,15 @@ class _BlockPlan:
 
 def _valid_mask(block: np.ndarray, plan: _BlockPlan, r0: int, c0: int) -> np.ndarray:
     """False where ``block`` is nodata, NaN, or beyond the raster edge."""
-    valid = np.ones(block.shape, dtype=bool)
-    if plan.nodata is not None and not (
-        isinstance(plan.nodata, float | np.floating) and math.isnan(plan.nodata)
-    ):
-        np.not_equal(block, np.asarray(plan.nodata), out=valid)
-    if block.dtype.kind == "f":
-        valid &= ~np.isnan(block)
+    nodata = plan.nodata
+    if nodata is not None and not (isinstance(nodata, float | np.floating) and math.isnan(nodata)):
+        valid = np.not_equal(block, np.asarray(nodata))
+        if block.dtype.kind == "f":
+            valid &= block == block  # NaN is the only value unequal to itself
+    elif block.dtype.kind == "f":
+        valid = np.equal(block, block)
+    else:
+        valid = np.ones(block.shape, dtype=bool)
     d = plan.depth
     if d:
         height, width = plan.shape_yx
@@ -73,11 +81,45 @@ def _valid_mask(block: np.ndarray, plan: _BlockPlan, r0: int, c0: int) -> np.nda
     return valid
 
 
-def _run_block(
-    block: np.ndarray, *, plan: _BlockPlan, block_id: tuple[int, ...] | None = None
+def _halo_block(
+    blocks: list[list[np.ndarray]],
+    rows: tuple[grid.HaloSpan, ...],
+    cols: tuple[grid.HaloSpan, ...],
+    shape: tuple[int, int, int],
+    dtype: str,
 ) -> np.ndarray:
+    """The chunk with its halo, cut from the source ``blocks`` (zero beyond the raster edge)."""
+    padded = np.empty(shape, dtype=dtype)
+    if not rows or not cols:  # an empty axis
+        padded[...] = 0
+        return padded
+    for (_, sy0, sy1, dy0, dy1), row in zip(rows, blocks, strict=True):
+        for (_, sx0, sx1, dx0, dx1), block in zip(cols, row, strict=True):
+            padded[:, dy0:dy1, dx0:dx1] = block[:, sy0:sy1, sx0:sx1]
+    top, bottom, left, right = rows[0][3], rows[-1][4], cols[0][3], cols[-1][4]
+    padded[:, :top] = 0
+    padded[:, bottom:] = 0
+    padded[:, top:bottom, :left] = 0
+    padded[:, top:bottom, right:] = 0
+    return padded
+
+
+def _halo_task(
+    blocks: list[list[np.ndarray]],
+    rows: tuple[grid.HaloSpan, ...],
+    cols: tuple[grid.HaloSpan, ...],
+    shape: tuple[int, int, int],
+    dtype: str,
+    plan: _BlockPlan,
+    iy: int,
+    ix: int,
+) -> np.ndarray:
+    """One output chunk of a halo kernel: assemble the padded block once, run the kernel."""
+    return _run_block(_halo_block(blocks, rows, cols, shape, dtype), plan, iy, ix)
+
+
+def _run_block(block: np.ndarray, plan: _BlockPlan, iy: int, ix: int) -> np.ndarray:
     """Call the kernel on one (halo-extended) block and return its trimmed, masked result."""
-    iy, ix = (block_id or (0, 0, 0))[1:]
     r0, c0 = plan.starts[0][iy], plan.starts[1][ix]
     d = plan.depth
     need_valid = "valid" in plan.wants or plan.policy == "propagate"
@@ -195,6 +237,26 @@ def _func_id(func: Callable[..., Any]) -> str:
     return f"{getattr(base, '__module__', '?')}.{getattr(base, '__qualname__', repr(base))}"
 
 
+def _build_graph(name: str, data: dsa.Array, plan: _BlockPlan) -> dict[Any, Any]:
+    """One task per output chunk: the chunk itself, or with a halo every block it touches."""
+    n_bands, n_y, n_x = (len(c) for c in data.chunks)
+    d = plan.depth
+    dsk: dict[Any, Any] = {}
+    if not d:
+        for b, iy, ix in itertools.product(range(n_bands), range(n_y), range(n_x)):
+            dsk[(name, b, iy, ix)] = (_run_block, (data.name, b, iy, ix), plan, iy, ix)
+        return dsk
+    dtype = data.dtype.str
+    row_spans = grid.halo_spans(data.chunks[1], d)
+    col_spans = grid.halo_spans(data.chunks[2], d)
+    for b, iy, ix in itertools.product(range(n_bands), range(n_y), range(n_x)):
+        rows, cols = row_spans[iy], col_spans[ix]
+        blocks = [[(data.name, b, r[0], c[0]) for c in cols] for r in rows]
+        shape = (data.chunks[0][b], data.chunks[1][iy] + 2 * d, data.chunks[2][ix] + 2 * d)
+        dsk[(name, b, iy, ix)] = (_halo_task, blocks, rows, cols, shape, dtype, plan, iy, ix)
+    return dsk
+
+
 def apply_kernel(
     da: xr.DataArray, kernel: str | KernelSpec | BlockFunc, **params: Any
 ) -> xr.DataArray:
@@ -216,9 +278,10 @@ def apply_kernel(
         Lazy result with the kernel's dtype: CRS, transform, coordinates and attributes are
         kept (the band coordinate becomes ``1..n`` when the band count changes) and
         ``_FillValue`` is the output nodata (see `KernelSpec.output_nodata`). Kernels with a
-        halo run on chunks extended by their neighbours' pixels; chunks smaller than the halo
-        are merged first, so the output chunks may differ from the input's. The last graph
-        layer is ``pipeline-<kernel>-<token>``, deterministic for equal inputs and parameters.
+        halo run on chunks extended by their neighbours' pixels (for any chunk size, even
+        below the halo). Output chunks equal the input's (the band axis is one chunk for
+        kernels that mix bands). The graph adds one layer, ``pipeline-<kernel>-<token>``,
+        with one task per output chunk, deterministic for equal inputs and parameters.
 
     Raises
     ------
@@ -256,12 +319,7 @@ def apply_kernel(
     data = da.data
     if (spec.whole_band_axis or spec.bands_out is not None) and len(data.chunks[0]) > 1:
         data = data.rechunk({0: -1})
-    if depth:
-        src = overlap(data, depth={0: 0, 1: depth, 2: depth}, boundary={0: "none", 1: 0, 2: 0})
-        ys = tuple(c - 2 * depth for c in src.chunks[1])
-        xs = tuple(c - 2 * depth for c in src.chunks[2])
-    else:
-        src, ys, xs = data, data.chunks[1], data.chunks[2]
+    ys, xs = data.chunks[1], data.chunks[2]
     plan = _BlockPlan(
         name=spec.name,
         func=spec.func,
@@ -281,14 +339,17 @@ def apply_kernel(
         data.name, spec.name, _func_id(spec.func), kwargs, depth, out_dtype.str,
         out_nodata, spec.nodata, spec.bands_out, cellsize,
     )  # fmt: skip
+    name = _layer_name(spec, token)
+    graph = HighLevelGraph.from_collections(
+        name, _build_graph(name, data, plan), dependencies=[cast(Any, data)]
+    )
     band_chunks = (spec.bands_out,) if spec.bands_out is not None else data.chunks[0]
-    result = src.map_blocks(
-        _run_block,
-        name=_layer_name(spec, token),
+    result = dsa.Array(
+        graph,
+        name,
         chunks=(band_chunks, ys, xs),
         dtype=out_dtype,
         meta=np.empty((0, 0, 0), dtype=out_dtype),
-        plan=plan,
     )
     return _wrap(da, result, spec, out_nodata)
 
