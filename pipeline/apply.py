@@ -7,7 +7,8 @@ away when chunks are thinner than ``depth``), cuts the halo strips from them int
 block and runs the kernel on it (`pipeline.grid.halo_spans` does the window maths). Pixels
 beyond the raster edge are zero and marked invalid (``valid`` is False there, as for nodata):
 edges are never reflected or repeated, and a chunk's result does not depend on where the chunk
-boundaries are.
+boundaries are. Each worker thread reuses its padded block and valid mask from one task to the
+next (up to `_SCRATCH_MAX_BYTES` each), unless the kernel's result is a view of them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import inspect
 import itertools
 import math
 import re
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,17 +59,51 @@ class _BlockPlan:
     cellsize: RowCellsize | None
 
 
-def _valid_mask(block: np.ndarray, plan: _BlockPlan, r0: int, c0: int) -> np.ndarray:
-    """False where ``block`` is nodata, NaN, or beyond the raster edge."""
+#: Largest scratch buffer a worker thread keeps between tasks (bigger ones are freed).
+_SCRATCH_MAX_BYTES = 64 * 2**20
+_scratch = threading.local()
+
+
+def _take_scratch(slot: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialised array, reusing the one this thread gave back last time if it fits.
+
+    Freshly allocated blocks of megabytes are fresh pages: every task would page-fault them
+    in again (zeroing them), and two threads faulting at once serialise in the kernel. The
+    buffer is taken out of the pool while in use, so a nested computation gets its own.
+    """
+    pool = _scratch.__dict__.setdefault("pool", {})
+    buffer = pool.pop(slot, None)
+    if buffer is not None and buffer.shape == shape and buffer.dtype == dtype:
+        return buffer
+    return np.empty(shape, dtype=dtype)
+
+
+def _give_back(slot: str, buffer: np.ndarray, result: np.ndarray) -> None:
+    """Keep ``buffer`` for this thread's next task unless ``result`` still uses its memory."""
+    if buffer.nbytes <= _SCRATCH_MAX_BYTES and not np.may_share_memory(buffer, result):
+        _scratch.__dict__.setdefault("pool", {})[slot] = buffer
+
+
+def _valid_mask(
+    block: np.ndarray, plan: _BlockPlan, r0: int, c0: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """False where ``block`` is nodata, NaN, or beyond the raster edge (written into ``out``)."""
+    valid = np.empty(block.shape, dtype=bool) if out is None else out
     nodata = plan.nodata
-    if nodata is not None and not (isinstance(nodata, float | np.floating) and math.isnan(nodata)):
-        valid = np.not_equal(block, np.asarray(nodata))
-        if block.dtype.kind == "f":
-            valid &= block == block  # NaN is the only value unequal to itself
+    has_nodata = nodata is not None and not (
+        isinstance(nodata, float | np.floating) and math.isnan(nodata)
+    )
+    if block.dtype.kind == "f" and has_nodata:
+        np.not_equal(block, np.asarray(nodata), out=valid)
+        not_nan = _take_scratch("not-nan", block.shape, np.dtype(bool))
+        np.logical_and(valid, np.equal(block, block, out=not_nan), out=valid)
+        _give_back("not-nan", not_nan, valid)
     elif block.dtype.kind == "f":
-        valid = np.equal(block, block)
+        np.equal(block, block, out=valid)  # NaN is the only value unequal to itself
+    elif has_nodata:
+        np.not_equal(block, np.asarray(nodata), out=valid)
     else:
-        valid = np.ones(block.shape, dtype=bool)
+        valid[...] = True
     d = plan.depth
     if d:
         height, width = plan.shape_yx
@@ -85,11 +121,9 @@ def _halo_block(
     blocks: list[list[np.ndarray]],
     rows: tuple[grid.HaloSpan, ...],
     cols: tuple[grid.HaloSpan, ...],
-    shape: tuple[int, int, int],
-    dtype: str,
+    padded: np.ndarray,
 ) -> np.ndarray:
-    """The chunk with its halo, cut from the source ``blocks`` (zero beyond the raster edge)."""
-    padded = np.empty(shape, dtype=dtype)
+    """Fill ``padded`` with the chunk and its halo cut from ``blocks`` (zero beyond the edge)."""
     if not rows or not cols:  # an empty axis
         padded[...] = 0
         return padded
@@ -115,15 +149,29 @@ def _halo_task(
     ix: int,
 ) -> np.ndarray:
     """One output chunk of a halo kernel: assemble the padded block once, run the kernel."""
-    return _run_block(_halo_block(blocks, rows, cols, shape, dtype), plan, iy, ix)
+    padded = _halo_block(blocks, rows, cols, _take_scratch("padded", shape, np.dtype(dtype)))
+    valid = _take_scratch("valid", shape, np.dtype(bool)) if _needs_valid(plan) else None
+    out = _run_block(padded, plan, iy, ix, valid)
+    _give_back("padded", padded, out)
+    if valid is not None:
+        _give_back("valid", valid, out)
+    return out
 
 
-def _run_block(block: np.ndarray, plan: _BlockPlan, iy: int, ix: int) -> np.ndarray:
-    """Call the kernel on one (halo-extended) block and return its trimmed, masked result."""
+def _needs_valid(plan: _BlockPlan) -> bool:
+    return "valid" in plan.wants or plan.policy == "propagate"
+
+
+def _run_block(
+    block: np.ndarray, plan: _BlockPlan, iy: int, ix: int, scratch: np.ndarray | None = None
+) -> np.ndarray:
+    """Call the kernel on one (halo-extended) block and return its trimmed, masked result.
+
+    ``scratch``: a bool array like ``block`` to write the valid mask into.
+    """
     r0, c0 = plan.starts[0][iy], plan.starts[1][ix]
     d = plan.depth
-    need_valid = "valid" in plan.wants or plan.policy == "propagate"
-    valid = _valid_mask(block, plan, r0, c0) if need_valid else None
+    valid = _valid_mask(block, plan, r0, c0, scratch) if _needs_valid(plan) else None
     context: dict[str, Any] = {}
     if "valid" in plan.wants:
         context["valid"] = valid

@@ -152,6 +152,30 @@ def test_one_task_per_output_chunk_in_one_layer(name) -> None:
     assert out.data.dtype == out.data._meta.dtype == out.dtype
 
 
+def test_kernels_returning_their_block_or_mask_are_not_overwritten_by_later_chunks() -> None:
+    # Padded blocks and masks are reused between the tasks of a thread: a result that is a
+    # view of either must keep its own memory.
+    def inner(block: np.ndarray) -> np.ndarray:
+        return block
+
+    def mask(block: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        return valid[:, 1:-1, 1:-1]
+
+    dem = _dem()
+    da = georeferenced(dem, nodata=-9999.0).chunk({"y": 6, "x": 7})
+    for func, expected in [(inner, dem), (mask, dem != -9999.0)]:
+        spec = pipeline.KernelSpec(
+            name=func.__name__,
+            func=func,
+            description="view",
+            depth=1,
+            output_dtype=expected.dtype,
+            nodata="none",
+        )
+        out = pipeline.apply_kernel(da, spec).compute(scheduler="sync")
+        np.testing.assert_array_equal(out.values, expected)
+
+
 def test_slope_output_writes_float32_with_nan_nodata_and_units(tmp_path, shared_data) -> None:
     da = pipeline.open_raster(shared_data / "shade.tif")
     out = pipeline.apply_kernel(da, "slope")
