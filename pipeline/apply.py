@@ -1,14 +1,16 @@
 """Apply a kernel lazily to every chunk: one task per output chunk, with or without a halo.
 
-The graph is a single layer, ``pipeline-<kernel>-<token>``, with one task per output chunk and
-the output chunked exactly as the input. With a halo of ``depth`` pixels a task receives its
-chunk and every source block its extended window touches (the 8 neighbours, or blocks further
-away when chunks are thinner than ``depth``), cuts the halo strips from them into one padded
-block and runs the kernel on it (`pipeline.grid.halo_spans` does the window maths). Pixels
-beyond the raster edge are zero and marked invalid (``valid`` is False there, as for nodata):
-edges are never reflected or repeated, and a chunk's result does not depend on where the chunk
-boundaries are. Each worker thread reuses its padded block and valid mask from one task to the
-next (up to `_SCRATCH_MAX_BYTES` each), unless the kernel's result is a view of them.
+The graph gains a single layer, ``pipeline-<kernel>-<token>``, with one task per output chunk
+and the output chunked exactly as the input: ``map_blocks`` without a halo (a blockwise layer
+that dask fuses with its blockwise neighbours), a layer built here with one. With a halo of
+``depth`` pixels a task receives its chunk and every source block its extended window touches
+(the 8 neighbours, or blocks further away when chunks are thinner than ``depth``), cuts the
+halo strips from them into one padded block and runs the kernel on it
+(`pipeline.grid.halo_spans` does the window maths). Pixels beyond the raster edge are zero and
+marked invalid (``valid`` is False there, as for nodata): edges are never reflected or
+repeated, and a chunk's result does not depend on where the chunk boundaries are. Each worker
+thread reuses its padded block and valid mask from one task to the next (up to
+`_SCRATCH_MAX_BYTES` each), unless the kernel's result is a view of them.
 """
 
 from __future__ import annotations
@@ -285,19 +287,22 @@ def _func_id(func: Callable[..., Any]) -> str:
     return f"{getattr(base, '__module__', '?')}.{getattr(base, '__qualname__', repr(base))}"
 
 
-def _build_graph(name: str, data: dsa.Array, plan: _BlockPlan) -> dict[Any, Any]:
-    """One task per output chunk: the chunk itself, or with a halo every block it touches."""
-    n_bands, n_y, n_x = (len(c) for c in data.chunks)
+def _run_chunk(
+    block: np.ndarray, plan: _BlockPlan, block_id: tuple[int, ...] | None = None
+) -> np.ndarray:
+    """`_run_block` as a ``map_blocks`` function (kernels without a halo)."""
+    _, iy, ix = block_id or (0, 0, 0)
+    return _run_block(block, plan, iy, ix)
+
+
+def _halo_graph(name: str, data: dsa.Array, plan: _BlockPlan) -> dict[Any, Any]:
+    """One task per output chunk, fed by every source block its padded window touches."""
     d = plan.depth
-    dsk: dict[Any, Any] = {}
-    if not d:
-        for b, iy, ix in itertools.product(range(n_bands), range(n_y), range(n_x)):
-            dsk[(name, b, iy, ix)] = (_run_block, (data.name, b, iy, ix), plan, iy, ix)
-        return dsk
     dtype = data.dtype.str
     row_spans = grid.halo_spans(data.chunks[1], d)
     col_spans = grid.halo_spans(data.chunks[2], d)
-    for b, iy, ix in itertools.product(range(n_bands), range(n_y), range(n_x)):
+    dsk: dict[Any, Any] = {}
+    for b, iy, ix in itertools.product(*(range(len(c)) for c in data.chunks)):
         rows, cols = row_spans[iy], col_spans[ix]
         blocks = [[(data.name, b, r[0], c[0]) for c in cols] for r in rows]
         shape = (data.chunks[0][b], data.chunks[1][iy] + 2 * d, data.chunks[2][ix] + 2 * d)
@@ -388,17 +393,22 @@ def apply_kernel(
         out_nodata, spec.nodata, spec.bands_out, cellsize,
     )  # fmt: skip
     name = _layer_name(spec, token)
-    graph = HighLevelGraph.from_collections(
-        name, _build_graph(name, data, plan), dependencies=[cast(Any, data)]
-    )
     band_chunks = (spec.bands_out,) if spec.bands_out is not None else data.chunks[0]
-    result = dsa.Array(
-        graph,
-        name,
-        chunks=(band_chunks, ys, xs),
-        dtype=out_dtype,
-        meta=np.empty((0, 0, 0), dtype=out_dtype),
-    )
+    meta = np.empty((0, 0, 0), dtype=out_dtype)
+    if depth:
+        graph = HighLevelGraph.from_collections(
+            name, _halo_graph(name, data, plan), dependencies=[cast(Any, data)]
+        )
+        result = dsa.Array(graph, name, chunks=(band_chunks, ys, xs), dtype=out_dtype, meta=meta)
+    else:  # a blockwise layer: dask fuses it with blockwise neighbours (reads, writes, store)
+        result = data.map_blocks(
+            _run_chunk,
+            name=name,
+            chunks=(band_chunks, ys, xs),
+            dtype=out_dtype,
+            meta=meta,
+            plan=plan,
+        )
     return _wrap(da, result, spec, out_nodata)
 
 
