@@ -332,9 +332,10 @@ def apply_kernel(
         kept (the band coordinate becomes ``1..n`` when the band count changes) and
         ``_FillValue`` is the output nodata (see `KernelSpec.output_nodata`). Kernels with a
         halo run on chunks extended by their neighbours' pixels (for any chunk size, even
-        below the halo). Output chunks equal the input's (the band axis is one chunk for
-        kernels that mix bands). The graph adds one layer, ``pipeline-<kernel>-<token>``,
-        with one task per output chunk, deterministic for equal inputs and parameters.
+        below the halo). Output chunks equal the input's (kernels that mix bands get the
+        band axis rechunked to one chunk first). The kernel's layer,
+        ``pipeline-<kernel>-<token>``, has one task per output chunk and is deterministic for
+        equal inputs and parameters.
 
     Raises
     ------
