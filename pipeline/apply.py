@@ -1,28 +1,38 @@
-"""Apply a kernel lazily to every chunk: ``map_blocks`` without a halo, an overlap graph with one.
+"""Apply a kernel lazily to every chunk: one task per output chunk, with or without a halo.
 
-With a halo of ``depth`` pixels each chunk is extended by its neighbours' pixels
-(``dask.array.overlap.overlap``, constant boundary) and the kernel's own task trims the result,
-so the final layer carries the kernel's name. Pixels beyond the raster edge are marked invalid
-(``valid`` is False there, as for nodata): edges are never reflected or repeated, and a chunk's
-result does not depend on where the chunk boundaries are.
+The graph gains a single layer, ``pipeline-<kernel>-<token>``, with one task per output chunk
+and the output chunked exactly as the input: ``map_blocks`` without a halo (a blockwise layer
+that dask fuses with its blockwise neighbours), a layer built here with one. With a halo of
+``depth`` pixels a task receives its chunk and every source block its extended window touches
+(the 8 neighbours, or blocks further away when chunks are thinner than ``depth``), cuts the
+halo strips from them into one padded block and runs the kernel on it
+(`pipeline.grid.halo_spans` does the window maths). Pixels beyond the raster edge are zero and
+marked invalid (``valid`` is False there, as for nodata): edges are never reflected or
+repeated, and a chunk's result does not depend on where the chunk boundaries are. Each worker
+thread reuses its padded block and valid mask from one task to the next (up to
+`_SCRATCH_MAX_BYTES` each), unless the kernel's result is a view of them.
 """
 
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import re
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import dask.array as dsa
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
-from dask.array.overlap import overlap
 from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
+from pipeline import grid
 from pipeline.errors import KernelError, PipelineWarning
 from pipeline.kernels import KernelSpec, resolve_kernel
 from pipeline.kernels.cellsize import RowCellsize, row_cellsize
@@ -51,15 +61,51 @@ class _BlockPlan:
     cellsize: RowCellsize | None
 
 
-def _valid_mask(block: np.ndarray, plan: _BlockPlan, r0: int, c0: int) -> np.ndarray:
-    """False where ``block`` is nodata, NaN, or beyond the raster edge."""
-    valid = np.ones(block.shape, dtype=bool)
-    if plan.nodata is not None and not (
-        isinstance(plan.nodata, float | np.floating) and math.isnan(plan.nodata)
-    ):
-        np.not_equal(block, np.asarray(plan.nodata), out=valid)
-    if block.dtype.kind == "f":
-        valid &= ~np.isnan(block)
+#: Largest scratch buffer a worker thread keeps between tasks (bigger ones are freed).
+_SCRATCH_MAX_BYTES = 64 * 2**20
+_scratch = threading.local()
+
+
+def _take_scratch(slot: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialised array, reusing the one this thread gave back last time if it fits.
+
+    Freshly allocated blocks of megabytes are fresh pages: every task would page-fault them
+    in again (zeroing them), and two threads faulting at once serialise in the kernel. The
+    buffer is taken out of the pool while in use, so a nested computation gets its own.
+    """
+    pool = _scratch.__dict__.setdefault("pool", {})
+    buffer = pool.pop(slot, None)
+    if buffer is not None and buffer.shape == shape and buffer.dtype == dtype:
+        return buffer
+    return np.empty(shape, dtype=dtype)
+
+
+def _give_back(slot: str, buffer: np.ndarray, result: np.ndarray) -> None:
+    """Keep ``buffer`` for this thread's next task unless ``result`` still uses its memory."""
+    if buffer.nbytes <= _SCRATCH_MAX_BYTES and not np.may_share_memory(buffer, result):
+        _scratch.__dict__.setdefault("pool", {})[slot] = buffer
+
+
+def _valid_mask(
+    block: np.ndarray, plan: _BlockPlan, r0: int, c0: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """False where ``block`` is nodata, NaN, or beyond the raster edge (written into ``out``)."""
+    valid = np.empty(block.shape, dtype=bool) if out is None else out
+    nodata = plan.nodata
+    has_nodata = nodata is not None and not (
+        isinstance(nodata, float | np.floating) and math.isnan(nodata)
+    )
+    if block.dtype.kind == "f" and has_nodata:
+        np.not_equal(block, np.asarray(nodata), out=valid)
+        not_nan = _take_scratch("not-nan", block.shape, np.dtype(bool))
+        np.logical_and(valid, np.equal(block, block, out=not_nan), out=valid)
+        _give_back("not-nan", not_nan, valid)
+    elif block.dtype.kind == "f":
+        np.equal(block, block, out=valid)  # NaN is the only value unequal to itself
+    elif has_nodata:
+        np.not_equal(block, np.asarray(nodata), out=valid)
+    else:
+        valid[...] = True
     d = plan.depth
     if d:
         height, width = plan.shape_yx
@@ -73,15 +119,61 @@ def _valid_mask(block: np.ndarray, plan: _BlockPlan, r0: int, c0: int) -> np.nda
     return valid
 
 
-def _run_block(
-    block: np.ndarray, *, plan: _BlockPlan, block_id: tuple[int, ...] | None = None
+def _halo_block(
+    blocks: list[list[np.ndarray]],
+    rows: tuple[grid.HaloSpan, ...],
+    cols: tuple[grid.HaloSpan, ...],
+    padded: np.ndarray,
 ) -> np.ndarray:
-    """Call the kernel on one (halo-extended) block and return its trimmed, masked result."""
-    iy, ix = (block_id or (0, 0, 0))[1:]
+    """Fill ``padded`` with the chunk and its halo cut from ``blocks`` (zero beyond the edge)."""
+    if not rows or not cols:  # an empty axis
+        padded[...] = 0
+        return padded
+    for (_, sy0, sy1, dy0, dy1), row in zip(rows, blocks, strict=True):
+        for (_, sx0, sx1, dx0, dx1), block in zip(cols, row, strict=True):
+            padded[:, dy0:dy1, dx0:dx1] = block[:, sy0:sy1, sx0:sx1]
+    top, bottom, left, right = rows[0][3], rows[-1][4], cols[0][3], cols[-1][4]
+    padded[:, :top] = 0
+    padded[:, bottom:] = 0
+    padded[:, top:bottom, :left] = 0
+    padded[:, top:bottom, right:] = 0
+    return padded
+
+
+def _halo_task(
+    blocks: list[list[np.ndarray]],
+    rows: tuple[grid.HaloSpan, ...],
+    cols: tuple[grid.HaloSpan, ...],
+    shape: tuple[int, int, int],
+    dtype: str,
+    plan: _BlockPlan,
+    iy: int,
+    ix: int,
+) -> np.ndarray:
+    """One output chunk of a halo kernel: assemble the padded block once, run the kernel."""
+    padded = _halo_block(blocks, rows, cols, _take_scratch("padded", shape, np.dtype(dtype)))
+    valid = _take_scratch("valid", shape, np.dtype(bool)) if _needs_valid(plan) else None
+    out = _run_block(padded, plan, iy, ix, valid)
+    _give_back("padded", padded, out)
+    if valid is not None:
+        _give_back("valid", valid, out)
+    return out
+
+
+def _needs_valid(plan: _BlockPlan) -> bool:
+    return "valid" in plan.wants or plan.policy == "propagate"
+
+
+def _run_block(
+    block: np.ndarray, plan: _BlockPlan, iy: int, ix: int, scratch: np.ndarray | None = None
+) -> np.ndarray:
+    """Call the kernel on one (halo-extended) block and return its trimmed, masked result.
+
+    ``scratch``: a bool array like ``block`` to write the valid mask into.
+    """
     r0, c0 = plan.starts[0][iy], plan.starts[1][ix]
     d = plan.depth
-    need_valid = "valid" in plan.wants or plan.policy == "propagate"
-    valid = _valid_mask(block, plan, r0, c0) if need_valid else None
+    valid = _valid_mask(block, plan, r0, c0, scratch) if _needs_valid(plan) else None
     context: dict[str, Any] = {}
     if "valid" in plan.wants:
         context["valid"] = valid
@@ -195,6 +287,29 @@ def _func_id(func: Callable[..., Any]) -> str:
     return f"{getattr(base, '__module__', '?')}.{getattr(base, '__qualname__', repr(base))}"
 
 
+def _run_chunk(
+    block: np.ndarray, plan: _BlockPlan, block_id: tuple[int, ...] | None = None
+) -> np.ndarray:
+    """`_run_block` as a ``map_blocks`` function (kernels without a halo)."""
+    _, iy, ix = block_id or (0, 0, 0)
+    return _run_block(block, plan, iy, ix)
+
+
+def _halo_graph(name: str, data: dsa.Array, plan: _BlockPlan) -> dict[Any, Any]:
+    """One task per output chunk, fed by every source block its padded window touches."""
+    d = plan.depth
+    dtype = data.dtype.str
+    row_spans = grid.halo_spans(data.chunks[1], d)
+    col_spans = grid.halo_spans(data.chunks[2], d)
+    dsk: dict[Any, Any] = {}
+    for b, iy, ix in itertools.product(*(range(len(c)) for c in data.chunks)):
+        rows, cols = row_spans[iy], col_spans[ix]
+        blocks = [[(data.name, b, r[0], c[0]) for c in cols] for r in rows]
+        shape = (data.chunks[0][b], data.chunks[1][iy] + 2 * d, data.chunks[2][ix] + 2 * d)
+        dsk[(name, b, iy, ix)] = (_halo_task, blocks, rows, cols, shape, dtype, plan, iy, ix)
+    return dsk
+
+
 def apply_kernel(
     da: xr.DataArray, kernel: str | KernelSpec | BlockFunc, **params: Any
 ) -> xr.DataArray:
@@ -216,9 +331,11 @@ def apply_kernel(
         Lazy result with the kernel's dtype: CRS, transform, coordinates and attributes are
         kept (the band coordinate becomes ``1..n`` when the band count changes) and
         ``_FillValue`` is the output nodata (see `KernelSpec.output_nodata`). Kernels with a
-        halo run on chunks extended by their neighbours' pixels; chunks smaller than the halo
-        are merged first, so the output chunks may differ from the input's. The last graph
-        layer is ``pipeline-<kernel>-<token>``, deterministic for equal inputs and parameters.
+        halo run on chunks extended by their neighbours' pixels (for any chunk size, even
+        below the halo). Output chunks equal the input's (kernels that mix bands get the
+        band axis rechunked to one chunk first). The kernel's layer,
+        ``pipeline-<kernel>-<token>``, has one task per output chunk and is deterministic for
+        equal inputs and parameters.
 
     Raises
     ------
@@ -256,12 +373,7 @@ def apply_kernel(
     data = da.data
     if (spec.whole_band_axis or spec.bands_out is not None) and len(data.chunks[0]) > 1:
         data = data.rechunk({0: -1})
-    if depth:
-        src = overlap(data, depth={0: 0, 1: depth, 2: depth}, boundary={0: "none", 1: 0, 2: 0})
-        ys = tuple(c - 2 * depth for c in src.chunks[1])
-        xs = tuple(c - 2 * depth for c in src.chunks[2])
-    else:
-        src, ys, xs = data, data.chunks[1], data.chunks[2]
+    ys, xs = data.chunks[1], data.chunks[2]
     plan = _BlockPlan(
         name=spec.name,
         func=spec.func,
@@ -281,15 +393,23 @@ def apply_kernel(
         data.name, spec.name, _func_id(spec.func), kwargs, depth, out_dtype.str,
         out_nodata, spec.nodata, spec.bands_out, cellsize,
     )  # fmt: skip
+    name = _layer_name(spec, token)
     band_chunks = (spec.bands_out,) if spec.bands_out is not None else data.chunks[0]
-    result = src.map_blocks(
-        _run_block,
-        name=_layer_name(spec, token),
-        chunks=(band_chunks, ys, xs),
-        dtype=out_dtype,
-        meta=np.empty((0, 0, 0), dtype=out_dtype),
-        plan=plan,
-    )
+    meta = np.empty((0, 0, 0), dtype=out_dtype)
+    if depth:
+        graph = HighLevelGraph.from_collections(
+            name, _halo_graph(name, data, plan), dependencies=[cast(Any, data)]
+        )
+        result = dsa.Array(graph, name, chunks=(band_chunks, ys, xs), dtype=out_dtype, meta=meta)
+    else:  # a blockwise layer: dask fuses it with blockwise neighbours (reads, writes, store)
+        result = data.map_blocks(
+            _run_chunk,
+            name=name,
+            chunks=(band_chunks, ys, xs),
+            dtype=out_dtype,
+            meta=meta,
+            plan=plan,
+        )
     return _wrap(da, result, spec, out_nodata)
 
 

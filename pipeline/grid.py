@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 
@@ -90,3 +91,36 @@ def write_block_size(chunks: Sequence[int], *, max_block: int = 512, multiple: i
         if g % cand == 0:
             return cand
     return 0
+
+
+#: One piece of a halo-extended chunk along one axis: ``(block, src0, src1, dst0, dst1)``,
+#: source block ``block``'s ``[src0, src1)`` goes to ``[dst0, dst1)`` of the extended chunk.
+HaloSpan = tuple[int, int, int, int, int]
+
+
+def halo_spans(chunks: Sequence[int], depth: int) -> list[tuple[HaloSpan, ...]]:
+    """For each chunk, the pieces of source blocks that fill it once extended by ``depth``.
+
+    Chunk ``i`` covering ``[start, stop)`` is extended to ``[start - depth, stop + depth)``,
+    clipped to the axis; every block that intersects it contributes one piece, in order, so
+    chunks thinner than ``depth`` simply bring in blocks further away. Positions beyond the
+    axis ends are not covered: the extended chunk's ``[0, first dst0)`` and ``[last dst1,
+    stop - start + 2 * depth)`` are for the caller to fill.
+    """
+    edges = [0]
+    for c in chunks:
+        edges.append(edges[-1] + int(c))
+    size = edges[-1]
+    spans: list[tuple[HaloSpan, ...]] = []
+    for i in range(len(chunks)):
+        origin = edges[i] - depth
+        lo, hi = max(0, origin), min(size, edges[i + 1] + depth)
+        pieces = []
+        j = max(0, bisect.bisect_right(edges, lo) - 1)
+        while j < len(chunks) and edges[j] < hi:
+            a, b = max(lo, edges[j]), min(hi, edges[j + 1])
+            if a < b:
+                pieces.append((j, a - edges[j], b - edges[j], a - origin, b - origin))
+            j += 1
+        spans.append(tuple(pieces))
+    return spans

@@ -119,12 +119,61 @@ def test_halo_pixels_beyond_the_raster_edge_are_invalid_not_reflected() -> None:
     np.testing.assert_array_equal(got, expected)
 
 
-def test_chunks_smaller_than_the_halo_are_merged_and_results_unchanged() -> None:
+def test_chunks_smaller_than_the_halo_are_kept_and_results_unchanged() -> None:
     da = georeferenced(_dem(), nodata=-9999.0)
     whole = pipeline.apply_kernel(da, "focal-mean", size=5).values
-    out = pipeline.apply_kernel(da.chunk({"y": 1, "x": 1}), "focal-mean", size=5)
-    assert min(out.data.chunks[1]) >= 2 and min(out.data.chunks[2]) >= 2
+    thin = da.chunk({"y": (1, 1, 3, 1, 2, 12), "x": 1})
+    out = pipeline.apply_kernel(thin, "focal-mean", size=5)
+    assert out.data.chunks == thin.data.chunks
     np.testing.assert_array_equal(out.values, whole)
+
+
+@pytest.mark.parametrize("name", ["focal-mean", "slope", "threshold", "band-math"])
+def test_one_task_per_output_chunk_in_one_layer(name) -> None:
+    data = np.concatenate([_dem(), _dem()])
+    da = georeferenced(data, nodata=-9999.0).chunk({"band": 1, "y": 5, "x": 6})
+    with raise_if_dask_computes():
+        out = pipeline.apply_kernel(da, name, **BUILTIN_PARAMS[name])
+    graph = out.data.__dask_graph__()
+    source_layers = set(da.data.__dask_graph__().layers)
+    new_layers = [k for k in graph.layers if k not in source_layers]
+    if name == "band-math":  # mixes bands: the band axis becomes one chunk first
+        assert out.data.chunks == ((1,), *da.data.chunks[1:])
+        new_layers = new_layers[-1:]
+    else:
+        assert out.data.chunks == da.data.chunks
+        assert len(new_layers) == 1
+    assert new_layers == [out.data.name]
+    assert (
+        len(graph.layers[out.data.name])
+        == out.data.npartitions
+        == 4 * 4 * (1 if name == "band-math" else 2)
+    )
+    assert out.data.dtype == out.data._meta.dtype == out.dtype
+
+
+def test_kernels_returning_their_block_or_mask_are_not_overwritten_by_later_chunks() -> None:
+    # Padded blocks and masks are reused between the tasks of a thread: a result that is a
+    # view of either must keep its own memory.
+    def inner(block: np.ndarray) -> np.ndarray:
+        return block
+
+    def mask(block: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        return valid[:, 1:-1, 1:-1]
+
+    dem = _dem()
+    da = georeferenced(dem, nodata=-9999.0).chunk({"y": 6, "x": 7})
+    for func, expected in [(inner, dem), (mask, dem != -9999.0)]:
+        spec = pipeline.KernelSpec(
+            name=func.__name__,
+            func=func,
+            description="view",
+            depth=1,
+            output_dtype=expected.dtype,
+            nodata="none",
+        )
+        out = pipeline.apply_kernel(da, spec).compute(scheduler="sync")
+        np.testing.assert_array_equal(out.values, expected)
 
 
 def test_slope_output_writes_float32_with_nan_nodata_and_units(tmp_path, shared_data) -> None:

@@ -47,3 +47,27 @@ def test_write_block_size_divides_every_interior_chunk() -> None:
     assert grid.write_block_size((791,)) == 512
     assert grid.write_block_size((20,)) == 32
     assert grid.write_block_size((1000, 1000, 1)) == 0  # no multiple of 16 divides 1000
+
+
+def test_halo_spans_cover_each_extended_chunk_from_the_blocks_it_touches() -> None:
+    # Chunks (3, 1, 1, 4) with a halo of 2: thin chunks pull in blocks two chunks away.
+    spans = grid.halo_spans((3, 1, 1, 4), 2)
+    assert spans[0] == ((0, 0, 3, 2, 5), (1, 0, 1, 5, 6), (2, 0, 1, 6, 7))
+    assert spans[1] == ((0, 1, 3, 0, 2), (1, 0, 1, 2, 3), (2, 0, 1, 3, 4), (3, 0, 1, 4, 5))
+    assert spans[3] == ((1, 0, 1, 0, 1), (2, 0, 1, 1, 2), (3, 0, 4, 2, 6))
+    assert grid.halo_spans((5,), 0) == [((0, 0, 5, 0, 5),)]
+
+
+@pytest.mark.parametrize("chunks", [(1,) * 7, (2, 5), (4, 1, 1, 1, 3), (10,)])
+@pytest.mark.parametrize("depth", [0, 1, 2, 3])
+def test_halo_spans_reassemble_the_padded_axis(chunks, depth) -> None:
+    axis = list(range(sum(chunks)))
+    starts = [sum(chunks[:i]) for i in range(len(chunks))]
+    blocks = [axis[s : s + c] for s, c in zip(starts, chunks, strict=True)]
+    for i, pieces in enumerate(grid.halo_spans(chunks, depth)):
+        padded = [None] * (chunks[i] + 2 * depth)
+        for j, s0, s1, d0, d1 in pieces:
+            padded[d0:d1] = blocks[j][s0:s1]
+        origin = starts[i] - depth
+        expected = [p if 0 <= p < len(axis) else None for p in range(origin, origin + len(padded))]
+        assert padded == expected

@@ -23,33 +23,43 @@ from pipeline.kernels.registry import KernelSpec, register_kernel
 
 @numba.njit(nogil=True, cache=False)
 def _focal_mean_core(src, valid, k, out_nodata, out):
+    # Row sums of the last k rows live in a ring of k rows (slot = row % k), so the
+    # temporaries stay in cache instead of two (rows, x) float64/int64 arrays; the column
+    # pass adds the same values in the same order (rows r .. r + k - 1), so results are equal.
     nb, ny, nx = out.shape
     d = k // 2
     rows = ny + 2 * d
-    row_sum = np.empty((rows, nx), dtype=np.float64)
-    row_count = np.empty((rows, nx), dtype=np.int64)
+    row_sum = np.empty((k, nx), dtype=np.float64)
+    row_count = np.empty((k, nx), dtype=np.int64)
+    total = np.empty(nx, dtype=np.float64)
+    count = np.empty(nx, dtype=np.int64)
     for b in range(nb):
         for r in range(rows):
+            slot = r % k
             for c in range(nx):
-                total = 0.0
-                count = 0
+                t = 0.0
+                n = 0
                 for j in range(k):
                     if valid[b, r, c + j]:
-                        total += src[b, r, c + j]
-                        count += 1
-                row_sum[r, c] = total
-                row_count[r, c] = count
-        for r in range(ny):
+                        t += src[b, r, c + j]
+                        n += 1
+                row_sum[slot, c] = t
+                row_count[slot, c] = n
+            o = r - (k - 1)  # the output row whose window ends at row r
+            if o < 0:
+                continue
+            total[:] = 0.0
+            count[:] = 0
+            for i in range(k):
+                s = (o + i) % k
+                for c in range(nx):
+                    total[c] += row_sum[s, c]
+                    count[c] += row_count[s, c]
             for c in range(nx):
-                if not valid[b, r + d, c + d]:
-                    out[b, r, c] = out_nodata
-                    continue
-                total = 0.0
-                count = 0
-                for i in range(k):
-                    total += row_sum[r + i, c]
-                    count += row_count[r + i, c]
-                out[b, r, c] = total / count
+                if valid[b, o + d, c + d]:
+                    out[b, o, c] = total[c] / count[c]
+                else:
+                    out[b, o, c] = out_nodata
 
 
 @numba.njit(nogil=True, cache=False)
@@ -59,13 +69,16 @@ def _better(v, m, want_max):
 
 @numba.njit(nogil=True, cache=False)
 def _focal_extreme_core(src, valid, k, want_max, out_nodata, out):
+    # Row extremes of the last k rows in a ring of k rows, as in _focal_mean_core.
     nb, ny, nx = out.shape
     d = k // 2
     rows = ny + 2 * d
-    row_best = np.empty((rows, nx), dtype=src.dtype)
-    row_found = np.empty((rows, nx), dtype=np.bool_)
+    row_best = np.empty((k, nx), dtype=src.dtype)
+    row_found = np.empty((k, nx), dtype=np.bool_)
+    best_of_window = np.empty(nx, dtype=src.dtype)
     for b in range(nb):
         for r in range(rows):
+            slot = r % k
             for c in range(nx):
                 found = False
                 best = src[b, r, c]
@@ -75,18 +88,24 @@ def _focal_extreme_core(src, valid, k, want_max, out_nodata, out):
                         if not found or _better(v, best, want_max):
                             best = v
                             found = True
-                row_best[r, c] = best
-                row_found[r, c] = found
-        for r in range(ny):
+                row_best[slot, c] = best
+                row_found[slot, c] = found
+            o = r - (k - 1)
+            if o < 0:
+                continue
+            # The centre's row always holds a valid pixel where the centre is valid; each
+            # window's rows are compared in order (i = 0 .. k - 1) as a plain loop would.
+            best_of_window[:] = row_best[(o + d) % k]
+            for i in range(k):
+                s = (o + i) % k
+                for c in range(nx):
+                    if row_found[s, c] and _better(row_best[s, c], best_of_window[c], want_max):
+                        best_of_window[c] = row_best[s, c]
             for c in range(nx):
-                if not valid[b, r + d, c + d]:
-                    out[b, r, c] = out_nodata
-                    continue
-                best = row_best[r + d, c]  # the centre's row always holds a valid pixel
-                for i in range(k):
-                    if row_found[r + i, c] and _better(row_best[r + i, c], best, want_max):
-                        best = row_best[r + i, c]
-                out[b, r, c] = best
+                if valid[b, o + d, c + d]:
+                    out[b, o, c] = best_of_window[c]
+                else:
+                    out[b, o, c] = out_nodata
 
 
 def _out(block: np.ndarray, size: int, dtype: Any) -> np.ndarray:
