@@ -79,11 +79,13 @@ ChunksArg = Union[  # noqa: UP007
 ]
 
 #: Default destination chunk edge (a multiple of 512, independent of the source chunks).
-DEFAULT_CHUNK = 2048
+#: 1024 rather than 2048: as fast on 8192 x 8192 x 3 (17.2 vs 17.7 s on 2 cores) with ~18%
+#: less peak memory, since each thread holds a smaller chunk, source window and warp buffer.
+DEFAULT_CHUNK = 1024
 #: Largest default chunk in bytes (all bands), and largest source window it may need; the
-#: edge shrinks (2048, 1536, 1024, 512, then 256, 128) until both fit.
-DEFAULT_CHUNK_BYTES = 128 * 2**20
-DEFAULT_SOURCE_BYTES = 256 * 2**20
+#: edge shrinks (1024, 768, 512, then 256, 128) until both fit.
+DEFAULT_CHUNK_BYTES = 64 * 2**20
+DEFAULT_SOURCE_BYTES = 128 * 2**20
 #: Encoding keys that describe the source file, not the reprojected array.
 _SOURCE_ENCODING = ("preferred_chunks", "_FillValue", "pipeline_source")
 #: Source attributes that describe pixel values which no longer exist after resampling.
@@ -180,7 +182,7 @@ def _default_chunk(count: int, itemsize: int, xscale: float, yscale: float) -> i
     """Chunk edge whose output and source window (``edge / scale`` when shrinking) both fit."""
     shrink = 1.0 / min(xscale, 1.0) / min(yscale, 1.0)
     pixel = count * itemsize
-    for edge in (DEFAULT_CHUNK, 1536, 1024, 512, 256):
+    for edge in (DEFAULT_CHUNK, 768, 512, 256):
         if edge * edge * pixel <= DEFAULT_CHUNK_BYTES and (
             edge * edge * pixel * shrink <= DEFAULT_SOURCE_BYTES
         ):
@@ -470,9 +472,9 @@ def reproject(
         Destination fill and nodata (default: the source nodata; NaN for floats; none for
         integers without nodata, whose empty areas are 0 as in GDAL).
     chunks : int, (y, x), ((y chunks), (x chunks)) or dict, optional
-        Destination chunks, independent of the source chunks. Default: 2048 x 2048, smaller
-        (1536, 1024, 512, ...) when a chunk would exceed 128 MiB or the source window it needs
-        256 MiB (heavy downsampling).
+        Destination chunks, independent of the source chunks. Default: 1024 x 1024, smaller
+        (768, 512, ...) when a chunk would exceed 64 MiB or the source window it needs
+        128 MiB (heavy downsampling).
     target_aligned_pixels : bool, default False
         Align the destination extent to the resolution (``gdalwarp -tap``).
     overviews : bool, default True

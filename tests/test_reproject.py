@@ -586,13 +586,13 @@ def test_default_chunks_are_large_multiples_of_512() -> None:
     data = dsa.zeros((3, 3000, 3000), dtype="uint8", chunks=1000)
     da = _synthetic(data, UTM_30M, chunks=1000)
     out = reproject(da, "EPSG:32618")
-    assert out.data.chunks[1][0] == 2048 and out.data.chunks[2][0] == 2048
+    assert out.data.chunks[1][0] == 1024 and out.data.chunks[2][0] == 1024
     wide = _synthetic(
         dsa.zeros((8, 3000, 3000), dtype="float64", chunks=1000), UTM_30M, chunks=1000
     )
     edge = reproject(wide, "EPSG:32618").data.chunks[1][0]
-    assert edge % 512 == 0 and edge * edge * 8 * 8 <= 128 * 2**20
-    # shrinking 10x: a 2048 chunk would need a 20480-pixel source window
+    assert edge % 512 == 0 and edge * edge * 8 * 8 <= 64 * 2**20
+    # shrinking 10x: a 1024 chunk would need a 10240-pixel source window (300 MiB)
     big = _synthetic(dsa.zeros((3, 30000, 30000), dtype="uint8", chunks=5000), UTM_30M, chunks=None)
     coarse = reproject(big, "EPSG:32618", resolution=300.0)
     assert coarse.data.chunks[1][0] == 512 and coarse.sizes["y"] == 3000

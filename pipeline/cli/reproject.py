@@ -111,7 +111,7 @@ def _resolution(
 @click.option(
     "--chunks",
     type=click.IntRange(min=1),
-    help="Target chunk edge in pixels [default: 2048].",
+    help="Target chunk edge in pixels [default: 1024].",
 )
 @overwrite_opt
 @output_options
