@@ -31,7 +31,7 @@ from pipeline.errors import (
     PipelineError,
     RasterInputError,
 )
-from pipeline.io.write import TEMP_SUFFIX, check_output_path
+from pipeline.io.write import TEMP_SUFFIX, check_output_path, output_driver
 from pipeline.verify import verify_raster, verify_written
 
 #: Errors that will not go away on a retry (bad input, bad options).
@@ -470,9 +470,8 @@ def plan_batch(
     if resolution is not None:
         pair = (resolution, resolution) if isinstance(resolution, (int, float)) else resolution
         res = (float(pair[0]), float(pair[1]))
-    if driver.upper() not in ("GTIFF", "COG"):
-        raise BatchUsageError(f"unsupported output driver {driver!r}; use 'GTiff' or 'COG'")
-    if driver.upper() == "COG":
+    driver = output_driver(driver)
+    if driver == "COG":
         from pipeline.io.cog import resampling_for_overviews
 
         if overview_resampling is not None:
@@ -486,7 +485,7 @@ def plan_batch(
         resolution=res,
         overwrite=overwrite,
         retries=retries,
-        driver="COG" if driver.upper() == "COG" else "GTiff",
+        driver=driver,
         creation_options=tuple(
             sorted((k.upper(), str(v)) for k, v in (creation_options or {}).items())
         ),

@@ -147,6 +147,9 @@ def write_options(
     cog = output_format.lower() == "cog"
     if overview_resampling and not cog:
         raise click.UsageError("--overview-resampling needs --format cog")
+    kwargs: dict[str, Any] = {"driver": "COG" if cog else "GTiff", "creation_options": options}
+    if cog:
+        kwargs["overview_resampling"] = overview_resampling
     if cog and "BLOCKSIZE" in options:
         size = options.pop("BLOCKSIZE")
         if not size.isdigit() or int(size) < 128 or int(size) % 16:
@@ -154,23 +157,14 @@ def write_options(
                 f"BLOCKSIZE must be a multiple of 16 and at least 128, got {size!r}",
                 param_hint="--co",
             )
-        return {
-            "driver": "COG",
-            "creation_options": options,
-            "overview_resampling": overview_resampling,
-            "max_block": int(size),
-        }
-    return {
-        "driver": "COG" if cog else "GTiff",
-        "creation_options": options,
-        **({"overview_resampling": overview_resampling} if cog else {}),
-    }
+        kwargs["max_block"] = int(size)
+    return kwargs
 
 
 def echo_written(path: str, write_kw: dict[str, Any]) -> None:
-    """``wrote PATH`` and, for a COG, its validation line (overviews, blocks)."""
+    """``wrote PATH`` and, for a COG (validated by `write_raster`), its overviews and blocks."""
     click.echo(f"wrote {path}")
     if write_kw.get("driver") == "COG":
-        from pipeline.io.cog import cog_report
+        from pipeline.io.cog import written_cog_report
 
-        click.echo(cog_report(path).line())
+        click.echo(written_cog_report(path).line())

@@ -184,10 +184,23 @@ def cog_report(path: str) -> CogReport:
 
     valid, errors, warnings = cog_validate(path, strict=True, quiet=True)
     report = CogReport(valid=bool(valid), errors=list(errors), warnings=list(warnings))
-    with contextlib.suppress(rasterio.errors.RasterioError), rasterio.open(path) as ds:
-        report.overviews = list(ds.overviews(1))
-        report.blocksize = (int(ds.block_shapes[0][0]), int(ds.block_shapes[0][1]))
+    with contextlib.suppress(rasterio.errors.RasterioError):
+        report.overviews, report.blocksize = _layout(path)
     return report
+
+
+def _layout(path: str) -> tuple[list[int], tuple[int, int]]:
+    """Overview decimation factors and block shape (rows, cols) of the first band."""
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        return list(ds.overviews(1)), (int(ds.block_shapes[0][0]), int(ds.block_shapes[0][1]))
+
+
+def written_cog_report(path: str) -> CogReport:
+    """The report of a COG `finalize_cog` has just validated, without validating it again."""
+    overviews, blocksize = _layout(path)
+    return CogReport(valid=True, overviews=overviews, blocksize=blocksize)
 
 
 def validate_cog(path: str, *, label: str | None = None) -> CogReport:

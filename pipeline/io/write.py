@@ -248,7 +248,7 @@ def write_raster(
     temporary name; only a file that passes strict validation is published. Both temporary
     files are removed whatever happens.
     """
-    cog = _check_driver(driver)
+    cog = output_driver(driver) == "COG"
     if cog:
         from pipeline.io.cog import resampling_for_overviews
 
@@ -322,12 +322,12 @@ def write_raster(
     return dst
 
 
-def _check_driver(driver: str) -> bool:
-    """True for COG output, False for a plain tiled GeoTIFF; anything else is an error."""
-    key = driver.upper()
-    if key not in ("GTIFF", "COG"):
+def output_driver(driver: str) -> str:
+    """``"GTiff"`` or ``"COG"`` for ``driver`` in any case; anything else is an `OutputError`."""
+    names = {"GTIFF": "GTiff", "COG": "COG"}
+    if driver.upper() not in names:
         raise OutputError(f"unsupported output driver {driver!r}; use 'GTiff' or 'COG'")
-    return key == "COG"
+    return names[driver.upper()]
 
 
 def _local_threads() -> int:
