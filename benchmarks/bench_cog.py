@@ -122,7 +122,7 @@ def strict_validity(path: pathlib.Path) -> str:
 
 def downsample_case(
     src: pathlib.Path, workdir: pathlib.Path, threads: int
-) -> tuple[dict[str, Any], dict[str, Any] | None, pathlib.Path, pathlib.Path]:
+) -> tuple[dict[str, Any], dict[str, Any], pathlib.Path, pathlib.Path]:
     """8x-downsampling reproject of a COG input with and without overview-aware reads."""
     cog_in = workdir / f"{src.stem}-cog.tif"
     if not cog_in.exists():
@@ -140,16 +140,8 @@ def downsample_case(
     with_ovr, without = workdir / "down8-overviews.tif", workdir / "down8-full.tif"
     base[3] = str(with_ovr)
     r_with = measure(base)
-    has_flag = (
-        "--no-overviews"
-        in subprocess.run(
-            [_bin("pipeline"), "reproject", "--help"], capture_output=True, text=True
-        ).stdout
-    )
-    r_without = None
-    if has_flag:
-        base[3] = str(without)
-        r_without = measure([*base, "--no-overviews"])
+    base[3] = str(without)
+    r_without = measure([*base, "--no-overviews"])
     return r_with, r_without, with_ovr, without
 
 
@@ -204,18 +196,15 @@ def main() -> None:
         r_with, r_without, p_with, p_without = downsample_case(src, workdir, args.threads)
         print(f"(e) 8x downsampling, overview-aware reads  {r_with['wall']:7.1f} s "
               f"{r_with['peak'] / 2**20:8.0f} MiB  rc={r_with['rc']}")  # fmt: skip
-        if r_without is None:
-            print("(f) --no-overviews: not available in this version of pipeline")
-        else:
-            print(f"(f) 8x downsampling, full-resolution reads {r_without['wall']:7.1f} s "
-                  f"{r_without['peak'] / 2**20:8.0f} MiB  rc={r_without['rc']}")  # fmt: skip
-            if r_with["rc"] == 0 and r_without["rc"] == 0:
-                with rasterio.open(p_with) as a, rasterio.open(p_without) as b:
-                    same_grid = a.shape == b.shape and a.transform == b.transform
-                    diff = np.abs(a.read().astype(float) - b.read().astype(float))
-                print(f"    (e) / (f): wall {r_with['wall'] / r_without['wall']:.2f}x; same grid: "
-                      f"{same_grid}; mean |difference| {diff.mean():.2f} DN, "
-                      f"max {diff.max():.0f} DN")  # fmt: skip
+        print(f"(f) 8x downsampling, full-resolution reads {r_without['wall']:7.1f} s "
+              f"{r_without['peak'] / 2**20:8.0f} MiB  rc={r_without['rc']}")  # fmt: skip
+        if r_with["rc"] == 0 and r_without["rc"] == 0:
+            with rasterio.open(p_with) as a, rasterio.open(p_without) as b:
+                same_grid = a.shape == b.shape and a.transform == b.transform
+                diff = np.abs(a.read().astype(float) - b.read().astype(float))
+            print(f"    (e) / (f): wall {r_with['wall'] / r_without['wall']:.2f}x; same grid: "
+                  f"{same_grid}; mean |difference| {diff.mean():.2f} DN, "
+                  f"max {diff.max():.0f} DN")  # fmt: skip
     if not os.environ.get("KEEP_OUTPUTS"):
         for path in outputs.values():
             path.unlink(missing_ok=True)
