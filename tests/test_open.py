@@ -12,7 +12,7 @@ from rasterio.enums import Resampling
 
 import pipeline
 from pipeline import grid
-from pipeline.io.open import FileSource, file_source, overview_shapes
+from pipeline.io.open import FileSource, file_source, overview_shapes, read_source_window
 from pipeline.testing import write_synthetic_raster
 from tests.conftest import raise_if_dask_computes
 
@@ -172,7 +172,14 @@ def test_file_source_only_for_the_untouched_array(shared_data) -> None:
     path = shared_data / "RGB.byte.tif"
     da = pipeline.open_raster(path, bands=[3, 1])
     source = file_source(da)
-    assert source == FileSource(os.path.abspath(path), (3, 1), None, da.data.name, (2, 718, 791))
+    st = os.stat(path)
+    identity = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    assert source == FileSource(
+        os.path.abspath(path), (3, 1), None, da.data.name, (2, 718, 791), "|u1", identity
+    )
+    np.testing.assert_array_equal(
+        read_source_window(source, (10, 50), (700, 791)), da[:, 10:50, 700:].values
+    )
     assert file_source(da.rio.write_nodata(0)) == source  # metadata only: same pixels
     assert file_source(da.isel(x=slice(0, 100))) is None
     assert file_source(da.chunk({"y": 100, "x": 100})) is None

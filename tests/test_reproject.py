@@ -22,7 +22,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform
 
 import pipeline
-from pipeline import warpgrid
+from pipeline import reprojection, warpgrid
 from pipeline.errors import ChunkingError, CRSInputError, PipelineWarning, ReprojectError
 from pipeline.reprojection import reproject, warp_spec
 from pipeline.testing import synthetic_array, write_synthetic_raster
@@ -303,7 +303,8 @@ def _open_keys(out: xr.DataArray, source: xr.DataArray) -> dict:
 
 def test_each_chunk_depends_only_on_the_source_chunks_it_touches(shared_data) -> None:
     da = pipeline.open_raster(shared_data / "RGB.byte.tif")  # 48-row, full-width strips
-    out = reproject(da, "EPSG:3857", resampling="cubic", chunks=64)
+    with dask.config.set({"pipeline.reproject.direct-reads": False}):
+        out = reproject(da, "EPSG:3857", resampling="cubic", chunks=64)
     layer = out.data.dask.layers[out.data.name]
     assert out.data.dask.dependencies[out.data.name] == {da.data.name}
     deps = _open_keys(out, da)
@@ -325,15 +326,84 @@ def test_each_chunk_depends_only_on_the_source_chunks_it_touches(shared_data) ->
     assert len(layer) == out.data.npartitions
 
 
+def _reads_per_task(out: xr.DataArray, monkeypatch) -> dict:
+    """Compute ``out`` task by task; the source windows each task read from the file."""
+    reads: dict = {}
+    current: list = []
+    original = reprojection.read_source_window
+
+    def counting(source, rows, cols):
+        current.append((rows, cols))
+        return original(source, rows, cols)
+
+    monkeypatch.setattr(reprojection, "read_source_window", counting)
+    graph = dict(out.data.dask)
+    for key, task in graph.items():
+        if isinstance(key, tuple) and key[0] == out.data.name:
+            current.clear()
+            task[0](*task[1:])
+            reads[key] = list(current)
+    return reads
+
+
+def test_tasks_of_an_opened_file_read_only_their_window_and_depend_on_nothing(
+    shared_data, monkeypatch
+) -> None:
+    da = pipeline.open_raster(shared_data / "RGB.byte.tif")
+    out = reproject(da, "EPSG:3857", resampling="cubic", chunks=64)
+    assert out.data.dask.dependencies[out.data.name] == set()
+    assert list(out.data.dask.layers) == [out.data.name]  # the open layer is not needed
+    spec = warp_spec(da, "EPSG:3857", resampling="cubic")
+    halo = warpgrid.kernel_halo("cubic", spec.xscale, spec.yscale)
+    windows = warpgrid.source_windows(spec.src, spec.dst, out.data.chunks[1:], halo=halo)
+    reads = _reads_per_task(out, monkeypatch)
+    assert len(reads) == out.data.npartitions
+    for (_, _, i, j), windows_read in reads.items():
+        win = windows[i][j]
+        expected = [] if win is None else [((win.row0, win.row1), (win.col0, win.col1))]
+        assert windows_read == expected
+    with dask.config.set({"pipeline.reproject.direct-reads": False}):
+        through_chunks = reproject(da, "EPSG:3857", resampling="cubic", chunks=64)
+    assert through_chunks.data.name != out.data.name
+    np.testing.assert_array_equal(out.values, through_chunks.values)
+    assert _differing(out.values, _whole(da, "EPSG:3857", resampling="cubic")) == 0
+
+
+def test_direct_reads_only_for_the_untouched_opened_array(shared_data) -> None:
+    da = pipeline.open_raster(shared_data / "RGB.byte.tif")
+    direct = reproject(da, "EPSG:3857", chunks=128).values
+    for derived in (da + 0, da.chunk({"y": 100}), pipeline.apply_kernel(da, "cast", dtype="uint8")):
+        out = reproject(derived, "EPSG:3857", chunks=128)
+        assert out.data.dask.dependencies[out.data.name] == {derived.data.name}
+        np.testing.assert_array_equal(out.values, direct)
+    sliced = da[:, 1:, :]
+    out = reproject(sliced, "EPSG:3857", chunks=128)
+    assert out.data.dask.dependencies[out.data.name] == {sliced.data.name}
+
+
+def test_a_changed_file_is_not_read_silently(tmp_path) -> None:
+    path = tmp_path / "in.tif"
+    data = (np.arange(3 * 64 * 80) % 251).reshape(3, 64, 80).astype("uint8")
+    write_synthetic_raster(path, height=64, width=80, block=32, data=data)
+    da = pipeline.open_raster(path)
+    out = reproject(da, "EPSG:3857", chunks=32)
+    before = out.values
+    write_synthetic_raster(path, height=64, width=80, block=32, data=data[::-1].copy())
+    again = reproject(pipeline.open_raster(path), "EPSG:3857", chunks=32)
+    assert again.data.name != out.data.name  # the new file is a new graph
+    np.testing.assert_array_equal(again.values, before[::-1])
+
+
 def test_chunks_outside_the_source_are_fill_tasks(shared_data) -> None:
     da = pipeline.open_raster(shared_data / "RGB.byte.tif")
     left, bottom, right, top = (-9_300_000.0, 2_500_000.0, -8_000_000.0, 3_200_000.0)
     out = reproject(
         da, "EPSG:3857", bounds=(left, bottom, right, top), resolution=2000.0, chunks=64
     )
-    deps = _open_keys(out, da)
-    fill = [k for k, d in deps.items() if not d]
-    warped = [k for k, d in deps.items() if d]
+    graph = dict(out.data.dask)
+    tasks = {k: v for k, v in graph.items() if isinstance(k, tuple) and k[0] == out.data.name}
+    fill = [k for k, task in tasks.items() if task[0] is reprojection._fill]
+    warped = [k for k, task in tasks.items() if task[0] is not reprojection._fill]
     assert fill and warped
     values = out.values
     for _, _, i, j in fill:

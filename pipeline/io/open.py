@@ -68,6 +68,10 @@ class FileSource:
         Name of the dask layer `open_raster` built (``pipeline-open-<token>``).
     shape : (int, int, int)
         ``(band, y, x)`` shape of that layer.
+    dtype : str
+        Data type read (``numpy.dtype.str``).
+    identity : tuple
+        Path, device, inode, size and modification time of the file when it was opened.
     """
 
     path: str
@@ -75,6 +79,8 @@ class FileSource:
     overview_level: int | None
     layer: str
     shape: tuple[int, int, int]
+    dtype: str = ""
+    identity: tuple[Any, ...] = ()
 
 
 def file_source(da: xr.DataArray) -> FileSource | None:
@@ -140,6 +146,30 @@ def _dataset(
     return ds
 
 
+def _read(
+    path: str,
+    identity: tuple[Any, ...],
+    indexes: list[int],
+    dtype: str,
+    overview_level: int | None,
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+) -> np.ndarray:
+    """Read ``indexes`` over rows ``rows`` and columns ``cols``; errors name file and window."""
+    (r0, r1), (c0, c1) = rows, cols
+    window = Window(c0, r0, c1 - c0, r1 - r0)
+    try:
+        ds = _dataset(path, identity, overview_level)
+        out: np.ndarray = ds.read(indexes, window=window, out_dtype=dtype)
+    except RasterioError as err:
+        where = "" if overview_level is None else f" of overview {overview_level}"
+        raise RasterInputError(
+            f"{path}: corrupt or unreadable data in rows {r0}:{r1}, columns {c0}:{c1}"
+            f"{where} ({err})"
+        ) from err
+    return out
+
+
 def _read_chunk(
     path: str,
     identity: tuple[Any, ...],
@@ -148,20 +178,44 @@ def _read_chunk(
     overview_level: int | None = None,
     block_info: dict[Any, Any] | None = None,
 ) -> np.ndarray:
-    """Read one chunk; errors name the file and the window."""
+    """Read one chunk (a ``map_blocks`` callable)."""
     assert block_info is not None  # dask always passes it to map_blocks callables
-    (b0, b1), (r0, r1), (c0, c1) = block_info[None]["array-location"]
-    window = Window(c0, r0, c1 - c0, r1 - r0)
-    try:
-        ds = _dataset(path, identity, overview_level)
-        out = ds.read(indexes[b0:b1], window=window, out_dtype=dtype)
-    except RasterioError as err:
-        where = "" if overview_level is None else f" of overview {overview_level}"
-        raise RasterInputError(
-            f"{path}: corrupt or unreadable data in rows {r0}:{r1}, columns {c0}:{c1}"
-            f"{where} ({err})"
-        ) from err
-    return out
+    (b0, b1), rows, cols = block_info[None]["array-location"]
+    return _read(path, identity, indexes[b0:b1], dtype, overview_level, rows, cols)
+
+
+def read_source_window(
+    source: FileSource, rows: tuple[int, int], cols: tuple[int, int]
+) -> np.ndarray:
+    """Read all of ``source``'s bands over a window, as the `open_raster` array holds them.
+
+    Parameters
+    ----------
+    source : FileSource
+        What `file_source` returned for an `open_raster` array.
+    rows, cols : (int, int)
+        Half-open pixel ranges of the full array (or of the overview ``source`` reads).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(band, rows, cols)`` values equal to ``da[:, r0:r1, c0:c1]`` of that array, read
+        through the calling thread's own dataset handle.
+
+    Raises
+    ------
+    RasterInputError
+        The window cannot be read (corrupt data); the message names file and window.
+    """
+    return _read(
+        source.path,
+        source.identity,
+        list(source.bands),
+        source.dtype,
+        source.overview_level,
+        rows,
+        cols,
+    )
 
 
 def _normalize_chunks(
@@ -329,7 +383,7 @@ def open_raster(
         **template.encoding,
         "source": absolute,
         "pipeline_source": FileSource(
-            absolute, tuple(indexes), overview_level, str(data.name), shape
+            absolute, tuple(indexes), overview_level, str(data.name), shape, dtype.str, identity
         ),
     }
     template.close()
