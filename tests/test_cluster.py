@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pathlib
+import platform
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -185,3 +189,30 @@ def test_unreachable_scheduler_is_a_one_line_error(tmp_path, shared_data) -> Non
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "cannot reach the scheduler" in proc.stderr
     assert not pathlib.Path(tmp_path / "o.tif").exists()
+
+
+_TRIM_PROBE = """
+import json, sys
+from pipeline.cluster import trim_freed_memory
+print(json.dumps([trim_freed_memory(sys.argv[1])]))
+"""
+
+
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
+)
+def test_thread_workers_get_the_malloc_trim_threshold_nanny_workers_get() -> None:
+    def probe(value: str, **env: str) -> bool:
+        run_env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+        proc = subprocess.run(
+            [sys.executable, "-c", _TRIM_PROBE, value],
+            capture_output=True,
+            text=True,
+            env={**run_env, **env},
+            check=True,
+        )
+        return bool(json.loads(proc.stdout)[0])
+
+    assert probe("65536")
+    assert not probe("not-a-number")
+    assert not probe("65536", MALLOC_TRIM_THRESHOLD_="0")  # the user's own value stands
