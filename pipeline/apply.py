@@ -34,6 +34,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from pipeline import grid
 from pipeline.errors import KernelError, PipelineWarning
+from pipeline.io.open import user_name
 from pipeline.kernels import KernelSpec, resolve_kernel
 from pipeline.kernels.cellsize import RowCellsize, row_cellsize
 from pipeline.kernels.registry import CONTEXT_ARGS, BlockFunc
@@ -434,7 +435,8 @@ def _wrap(da: xr.DataArray, data: Any, spec: KernelSpec, out_nodata: Any) -> xr.
     attrs.pop("_FillValue", None)
     if out_nodata is not None:
         attrs["_FillValue"] = out_nodata
-    out = xr.DataArray(data, coords=coords, dims=da.dims, attrs=attrs, name=da.name)
+    out = xr.DataArray(data, coords=coords, dims=da.dims, attrs=attrs)
+    out.name = user_name(da)  # not the dask name xarray would infer
     encoding = dict(da.encoding)
     encoding.pop("_FillValue", None)
     if data.dtype != da.dtype or spec.units is not None:

@@ -83,6 +83,7 @@ from pipeline.io.open import (
     open_raster,
     overview_shapes,
     read_source_window,
+    user_name,
 )
 from pipeline.warpengine import GDAL_DATA_TYPES, WarpSpec, area_of_interest, warp_window
 from pipeline.warpgrid import GridSpec, Window
@@ -651,8 +652,8 @@ def reproject(
         dims=("band", "y", "x"),
         coords={"band": da["band"].values, "y": y, "x": x},
         attrs=_attrs(da),
-        name=da.name,
     )
+    out.name = user_name(da)  # not the dask name xarray would infer
     out = out.rio.write_crs(dst.crs)
     out = out.rio.write_transform(dst.transform)
     nodata = None if spec.dst_nodata is None else dtype.type(spec.dst_nodata).item()

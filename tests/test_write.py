@@ -32,6 +32,26 @@ def test_round_trip_keeps_georeferencing_nodata_dtype_descriptions_and_tags(shar
         np.testing.assert_array_equal(b.read(), a.read())
 
 
+def test_bands_without_descriptions_do_not_get_dask_names_as_descriptions(
+    shared_data, tmp_path
+) -> None:
+    src = shared_data / "RGB.byte.tif"  # no band descriptions
+    da = pipeline.open_raster(src)
+    assert da.name is None
+    outputs = {
+        "open": da,
+        "kernel": pipeline.apply_kernel(da, "reverse-bands"),
+        "reproject": pipeline.reproject(da, "EPSG:3857"),
+        "both": pipeline.reproject(pipeline.apply_kernel(da, "reverse-bands"), "EPSG:3857"),
+    }
+    for label, out in outputs.items():
+        path = pipeline.write_raster(out, tmp_path / f"{label}.tif")
+        with rasterio.open(src) as a, rasterio.open(path) as b:
+            assert b.descriptions == a.descriptions == (None, None, None), label
+    named = pipeline.reproject(da.rename("rgb"), "EPSG:3857")
+    assert named.name == "rgb"  # a name the user gave is kept
+
+
 def test_output_is_tiled_compressed_and_tiles_divide_the_chunks(tmp_path) -> None:
     src = write_synthetic_raster(tmp_path / "in.tif", height=2048, width=1536, block=256)
     da = pipeline.open_raster(src, chunks=768)

@@ -101,6 +101,15 @@ def file_source(da: xr.DataArray) -> FileSource | None:
     return source
 
 
+def user_name(da: xr.DataArray) -> Any:
+    """``da.name`` unless xarray invented it from the dask array's name (``pipeline-open-...``).
+
+    ``xr.DataArray(dask_array)`` takes the dask graph name as the array name when none is
+    given, and rioxarray's ``to_raster`` writes the name as band descriptions.
+    """
+    return None if da.name == getattr(da.data, "name", None) else da.name
+
+
 def overview_shapes(path: str | os.PathLike[str]) -> list[tuple[int, int]]:
     """``(height, width)`` of each overview of ``path``'s first band, finest first.
 
@@ -376,8 +385,8 @@ def open_raster(
         coords=template.coords,
         dims=template.dims,
         attrs=dict(template.attrs),
-        name=template.name,
     )
+    result.name = template.name  # not the dask name xarray would infer
     absolute = os.path.abspath(p)
     result.encoding = {
         **template.encoding,
