@@ -3,11 +3,8 @@ cluster-config YAML file (see ``cluster-configs/``)."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import ipaddress
 import os
-import platform
 import sys
 import urllib.parse
 from dataclasses import dataclass
@@ -22,6 +19,7 @@ from pipeline import config
 from pipeline.cluster_config import flatten, load_cluster_config, start_configured_cluster
 from pipeline.errors import ClusterError
 from pipeline.io.gdal_env import GDALEnvPlugin, describe, worker_env
+from pipeline.malloc import trim_freed_memory
 
 #: Memory kept back for the OS and the client when sizing a LocalCluster.
 _RESERVED_FRACTION = 0.1
@@ -88,41 +86,6 @@ def is_loopback(address: str) -> bool:
 def _say(quiet: bool, text: str) -> None:
     if not quiet:
         print(text, file=sys.stderr)
-
-
-#: glibc ``mallopt`` parameter number of ``M_TRIM_THRESHOLD`` (malloc.h).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_DEFAULT_MMAP_THRESHOLD = 128 * 1024
-
-
-def trim_freed_memory(threshold: Any) -> bool:
-    """Make glibc return freed heap memory to the OS beyond ``threshold`` bytes.
-
-    What ``MALLOC_TRIM_THRESHOLD_`` does for the worker processes distributed spawns
-    (``distributed.nanny.pre-spawn-environ``), for thread workers in this process, where that
-    environment variable is read too early to be set. Without it glibc raises its mmap
-    threshold after every large ``free`` and keeps freed chunk buffers in the heap: peak memory
-    of a 16384^2 x 3 reprojection grew by 60 MB over the run (432 vs 493 MiB peak), and by
-    11% instead of 4% from 8192^2.
-
-    Returns False (doing nothing) off glibc, when ``threshold`` is not an integer, or when
-    the variable was already set for this process.
-    """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    if "MALLOC_TRIM_THRESHOLD_" in os.environ:
-        return False  # glibc applied the user's own value at start-up
-    try:
-        value = int(threshold)
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        # The mmap threshold may have grown during imports already: put it back to glibc's
-        # default, which the fixed trim threshold then keeps from growing again.
-        return bool(libc.mallopt(_M_TRIM_THRESHOLD, value)) and bool(
-            libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_MMAP_THRESHOLD)
-        )
-    except (TypeError, ValueError, OSError, AttributeError):
-        return False
 
 
 def _start_local(

@@ -191,10 +191,24 @@ def test_unreachable_scheduler_is_a_one_line_error(tmp_path, shared_data) -> Non
     assert not pathlib.Path(tmp_path / "o.tif").exists()
 
 
-_TRIM_PROBE = """
-import json, sys
-from pipeline.cluster import trim_freed_memory
-print(json.dumps([trim_freed_memory(sys.argv[1])]))
+_FAULTS_PROBE = """
+import json, resource, sys
+import numpy as np
+from pipeline.malloc import reuse_freed_memory, trim_freed_memory
+
+def faults(n=40):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(n):
+        a = np.ones(2**20, np.uint8)  # 1 MiB, every page touched
+        del a
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+faults(2)  # a first large free: glibc's dynamic threshold now serves 1 MiB from the heap
+applied = trim_freed_memory(sys.argv[1])
+mapped = faults()
+with reuse_freed_memory():
+    reused = faults()
+print(json.dumps([applied, mapped, reused, faults()]))
 """
 
 
@@ -202,17 +216,24 @@ print(json.dumps([trim_freed_memory(sys.argv[1])]))
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
 )
 def test_thread_workers_get_the_malloc_trim_threshold_nanny_workers_get() -> None:
-    def probe(value: str, **env: str) -> bool:
+    def probe(value: str, **env: str) -> list:
         run_env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
         proc = subprocess.run(
-            [sys.executable, "-c", _TRIM_PROBE, value],
+            [sys.executable, "-c", _FAULTS_PROBE, value],
             capture_output=True,
             text=True,
             env={**run_env, **env},
             check=True,
         )
-        return bool(json.loads(proc.stdout)[0])
+        return json.loads(proc.stdout)
 
-    assert probe("65536")
-    assert not probe("not-a-number")
-    assert not probe("65536", MALLOC_TRIM_THRESHOLD_="0")  # the user's own value stands
+    pages = 40 * 2**20 // 4096
+    applied, mapped, reused, again = probe("65536")
+    # Applied: every freed MiB goes back to the OS, so each new one faults in afresh ...
+    assert applied and mapped > 0.8 * pages and again > 0.8 * pages
+    # ... except inside reuse_freed_memory (client-side GDAL finishing), which reuses it.
+    assert reused < 0.1 * pages
+    applied, mapped, _, _ = probe("not-a-number")
+    assert not applied and mapped < 0.1 * pages  # glibc's dynamic threshold, untouched
+    applied, _, _, _ = probe("65536", MALLOC_TRIM_THRESHOLD_="0")
+    assert not applied  # the user's own value stands

@@ -296,21 +296,23 @@ def write_raster(
         _compute(named, progress=progress, scheduler=scheduler, client=client)
         if cog:
             from pipeline.io.cog import finalize_cog
+            from pipeline.malloc import reuse_freed_memory
 
-            finalize_cog(
-                tmp,
-                final,
-                dtype=da.dtype,
-                height=da.shape[1],
-                width=da.shape[2],
-                blocksize=block,
-                overview_resampling=overview_resampling,
-                compress=compress,
-                predictor=predictor,
-                creation_options=creation_options,
-                threads=1 if scheduler == "sync" else _local_threads(),
-                label=dst,
-            )
+            with reuse_freed_memory():
+                finalize_cog(
+                    tmp,
+                    final,
+                    dtype=da.dtype,
+                    height=da.shape[1],
+                    width=da.shape[2],
+                    blocksize=block,
+                    overview_resampling=overview_resampling,
+                    compress=compress,
+                    predictor=predictor,
+                    creation_options=creation_options,
+                    threads=1 if scheduler == "sync" else _local_threads(),
+                    label=dst,
+                )
         _fsync(final)
         if before_publish is not None:
             before_publish(final)
