@@ -376,6 +376,10 @@ def test_direct_reads_only_for_the_untouched_opened_array(shared_data) -> None:
         out = reproject(derived, "EPSG:3857", chunks=128)
         assert out.data.dask.dependencies[out.data.name] == {derived.data.name}
         np.testing.assert_array_equal(out.values, direct)
+    persisted = da.persist(scheduler="threads")  # same layer name, chunks in memory
+    out = reproject(persisted, "EPSG:3857", chunks=128)
+    assert out.data.dask.dependencies[out.data.name] == {persisted.data.name}
+    np.testing.assert_array_equal(out.values, direct)
     sliced = da[:, 1:, :]
     out = reproject(sliced, "EPSG:3857", chunks=128)
     assert out.data.dask.dependencies[out.data.name] == {sliced.data.name}

@@ -17,6 +17,7 @@ import rasterio
 import rioxarray
 import xarray as xr
 from dask.base import tokenize
+from dask.blockwise import Blockwise
 from dask.utils import parse_bytes
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
@@ -83,12 +84,14 @@ class FileSource:
     identity: tuple[Any, ...] = ()
 
 
-def file_source(da: xr.DataArray) -> FileSource | None:
+def file_source(da: xr.DataArray, *, lazy: bool = False) -> FileSource | None:
     """The file ``da`` reads, if ``da`` is still exactly the array `open_raster` returned.
 
     Encodings survive many xarray operations, so the recorded source is trusted only when
     ``da``'s dask layer and shape are the ones `open_raster` built: any kernel, slice,
-    rechunk or arithmetic gives a new layer name, and then None is returned.
+    rechunk or arithmetic gives a new layer name, and then None is returned. With
+    ``lazy=True`` None is also returned once the chunks are in memory (``da.persist()``
+    keeps the layer name): reading the file again would waste them.
     """
     source = da.encoding.get("pipeline_source")
     if not isinstance(source, FileSource):
@@ -97,6 +100,8 @@ def file_source(da: xr.DataArray) -> FileSource | None:
     if name != source.layer or tuple(da.shape) != source.shape:
         return None
     if da.encoding.get("source") != source.path:
+        return None
+    if lazy and not isinstance(da.data.dask.layers.get(name), Blockwise):
         return None
     return source
 
