@@ -3,16 +3,21 @@ cluster-config YAML file (see ``cluster-configs/``)."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import multiprocessing
 import os
+import signal
 import sys
+import threading
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import dask.config
 import dask.system
-from distributed import Client
+from distributed import Client, WorkerPlugin
 from distributed.system import MEMORY_LIMIT
 
 from pipeline import config
@@ -88,6 +93,41 @@ def _say(quiet: bool, text: str) -> None:
         print(text, file=sys.stderr)
 
 
+class IgnoreCtrlC(WorkerPlugin):
+    """Worker processes of a LocalCluster we start ignore Ctrl-C (SIGINT).
+
+    A terminal's Ctrl-C reaches the whole process group. The client handles it and closes
+    the cluster, which stops its worker processes; left to Python's default handler, each
+    worker process would also print a ``KeyboardInterrupt`` traceback. Applies in worker
+    processes only (never in the client's own process) and again in restarted ones.
+    """
+
+    name = "pipeline-ignore-sigint"
+
+    def setup(self, worker: Any) -> None:
+        if multiprocessing.parent_process() is None:
+            return  # thread workers: this is the user's process
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _sigint_ignored_by_children() -> Iterator[None]:
+    """Spawn child processes with SIGINT ignored (inherited), restoring our own handler.
+
+    Covers worker processes before `IgnoreCtrlC` runs in them. Only from the main thread,
+    the only one that may change signal handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _start_local(
     *,
     n_workers: int | None,
@@ -119,8 +159,12 @@ def _start_local(
     if not processes:  # thread workers live in this process
         trim_freed_memory(pre_spawn.get("MALLOC_TRIM_THRESHOLD_"))
         os.environ.update(env)
+    spawning = _sigint_ignored_by_children() if sizing.processes else contextlib.nullcontext()
     try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn, **_quiet_loop()}):
+        with (
+            dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn, **_quiet_loop()}),
+            spawning,
+        ):
             client = Client(
                 n_workers=sizing.n_workers,
                 threads_per_worker=sizing.threads_per_worker,
@@ -136,6 +180,8 @@ def _start_local(
             )
     except Exception as err:
         raise ClusterError(f"could not start a LocalCluster: {err}") from err
+    if sizing.processes:
+        client.register_plugin(IgnoreCtrlC())
     _say(quiet, sizing.describe())
     return client
 

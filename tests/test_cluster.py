@@ -237,3 +237,29 @@ def test_thread_workers_get_the_malloc_trim_threshold_nanny_workers_get() -> Non
     assert not applied and mapped < 0.1 * pages  # glibc's dynamic threshold, untouched
     applied, _, _, _ = probe("65536", MALLOC_TRIM_THRESHOLD_="0")
     assert not applied  # the user's own value stands
+
+
+def _sigint_ignored() -> bool:
+    import signal
+
+    return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+@pytest.mark.cluster
+def test_worker_processes_ignore_ctrl_c_also_after_restart_but_the_client_does_not() -> None:
+    import signal
+
+    with pipeline.connect(
+        processes=True,
+        n_workers=1,
+        threads_per_worker=1,
+        dashboard_address="127.0.0.1:0",
+        quiet=True,
+    ) as client:
+        assert all(client.run(_sigint_ignored).values())
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        client.restart()
+        assert all(client.run(_sigint_ignored).values())
+    with pipeline.connect(processes=False, dashboard_address="127.0.0.1:0", quiet=True) as client:
+        assert not any(client.run(_sigint_ignored).values())  # thread workers: our process
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
