@@ -8,14 +8,10 @@ uint16 raster for ``band-math`` (NDVI), both with a projected CRS and ``--chunk`
 chunks held in memory as contiguous arrays (as blocks read by ``open_raster`` are). Every
 kernel is compiled by numba on a small input first, and run once at full size, untimed. A
 timing is the execution of the ``dask.array.store`` graph of the lazy ``apply_kernel`` result
-(built beforehand, a few milliseconds, untimed) into a preallocated, already touched numpy
-array with the threaded scheduler and ``num_workers`` 1 or 2, so chunks are computed and
-copied by the worker threads with no serial concatenation. The graph is run as
-``dask.array.store`` builds it, not fused by ``dask.optimize``: a fused task orders and runs
-its inner sub-graph in Python on every execution, ~0.3 ms per task with the GIL held, which is
-half of ``threshold``'s per-chunk work (measured: fused 1.62x, unfused 1.76x; 1-thread times
-equal) and is dask's overhead, not the kernel's. 1- and 2-thread runs alternate
-``--repeat`` times; the best of each is kept.
+(built and optimised beforehand, a few milliseconds, untimed) into a preallocated, already
+touched numpy array with the threaded scheduler and ``num_workers`` 1 or 2, so chunks are
+computed and copied by the worker threads with no serial concatenation. 1- and 2-thread
+runs alternate ``--repeat`` times; the best of each is kept.
 
 (a) Speedup 1 -> 2 threads for each built-in kernel. Target >= 1.7: it only holds if the
     kernel releases the GIL (numba ``nogil=True``) so both threads compute at once.
@@ -196,12 +192,13 @@ def lazy_result(da: xr.DataArray, kernel: str) -> xr.DataArray:
 
 
 def store_graph(out: xr.DataArray, target: np.ndarray) -> Any:
-    """The graph that stores every chunk of ``out`` into ``target`` (not timed).
+    """The optimised graph that stores every chunk of ``out`` into ``target`` (not timed).
 
-    Built once per kernel and not fused, as the module docstring says: the timings are of
-    executing it.
+    Built once per kernel, as the module docstring says: the timings are of executing it.
     """
-    return dask.array.store(out.data, target, lock=False, compute=False)
+    stored = dask.array.store(out.data, target, lock=False, compute=False)
+    (optimized,) = dask.optimize(stored)
+    return optimized
 
 
 def compute_into_memory(
