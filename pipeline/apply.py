@@ -34,6 +34,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from pipeline import grid
 from pipeline.errors import KernelError, PipelineWarning
+from pipeline.io.colormap import COLORMAP_KEY
 from pipeline.io.open import user_name
 from pipeline.kernels import KernelSpec, resolve_kernel
 from pipeline.kernels.cellsize import RowCellsize, row_cellsize
@@ -439,6 +440,7 @@ def _wrap(da: xr.DataArray, data: Any, spec: KernelSpec, out_nodata: Any) -> xr.
     out.name = user_name(da)  # not the dask name xarray would infer
     encoding = dict(da.encoding)
     encoding.pop("_FillValue", None)
+    encoding.pop(COLORMAP_KEY, None)  # a kernel changes what the values mean
     if data.dtype != da.dtype or spec.units is not None:
         for key in _DTYPE_ENCODING:
             encoding.pop(key, None)

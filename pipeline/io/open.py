@@ -24,6 +24,7 @@ from rasterio.windows import Window
 
 from pipeline import config, grid
 from pipeline.errors import ChunkingError, PipelineWarning, RasterInputError
+from pipeline.io.colormap import COLORMAP_KEY, read_colormap
 
 ChunksArg = Union[str, int, tuple[int, int], Mapping[str, int], None]  # noqa: UP007
 
@@ -353,6 +354,8 @@ def open_raster(
             count, height, width = ds.count, ds.height, ds.width
             block_yx = ds.block_shapes[0]
             dtypes = set(ds.dtypes)
+            first_band = bands[0] if bands else 1
+            colormap = read_colormap(ds, first_band) if 1 <= first_band <= count else None
     except RasterioError as err:
         raise RasterInputError(f"{p}: not a readable raster ({err})") from err
     if len(dtypes) != 1:
@@ -400,5 +403,7 @@ def open_raster(
             absolute, tuple(indexes), overview_level, str(data.name), shape, dtype.str, identity
         ),
     }
+    if colormap is not None and len(indexes) == 1:
+        result.encoding[COLORMAP_KEY] = colormap
     template.close()
     return result

@@ -19,6 +19,7 @@ from dask.base import tokenize
 
 from pipeline import config, grid
 from pipeline.errors import OutputError, OutputExistsError
+from pipeline.io.colormap import COLORMAP_KEY, write_colormap
 from pipeline.io.locks import write_lock
 from pipeline.io.preflight import ensure_cluster_ready
 
@@ -240,7 +241,8 @@ def write_raster(
     On any failure (including Ctrl-C) the temporary file is removed and an existing output is
     left untouched. On a distributed cluster, worker package versions and the visibility of the
     output folder from every worker are checked first (once per client and folder).
-    CRS, transform, nodata, dtype, band descriptions and tags are written.
+    CRS, transform, nodata, dtype, band descriptions and tags are written, and the colour
+    table of a single-band uint8/uint16 array from `open_raster` (or `reproject` of one).
 
     For a COG the chunks are first written the same way into a staging GeoTIFF in the
     destination folder; overviews are computed from its full-resolution data down to the level
@@ -294,6 +296,7 @@ def write_raster(
             dtype=stored.dtype,
         )
         _compute(named, progress=progress, scheduler=scheduler, client=client)
+        write_colormap(tmp, da.encoding.get(COLORMAP_KEY), int(da.shape[0]), da.dtype)
         if cog:
             from pipeline.io.cog import finalize_cog
             from pipeline.malloc import reuse_freed_memory
