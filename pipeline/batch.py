@@ -199,7 +199,7 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
     from pipeline import grid
     from pipeline.errors import CRSInputError
     from pipeline.io.cog import finalize_cog, staging_options
-    from pipeline.io.colormap import read_colormap, write_colormap
+    from pipeline.io.colormap import apply_colormap, read_colormap
     from pipeline.io.open import check_input_file, overview_shapes
     from pipeline.io.write import _fsync, creation_profile, publish, temp_path_for
     from pipeline.overviews import overview_level_for, overview_warp_spec
@@ -279,7 +279,7 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
             for i, text in enumerate(descriptions, start=1):
                 if text:
                     dst.set_band_description(i, text)
-        write_colormap(tmp, colormap, out.shape[0], out.dtype)
+            apply_colormap(dst, colormap)
         if opts.cog:
             finalize_cog(
                 tmp,

@@ -38,10 +38,17 @@ def read_colormap(ds: Any, band: int = 1) -> Colormap | None:
     return {int(k): tuple(int(c) for c in v) for k, v in table.items()}  # type: ignore[misc]
 
 
+def apply_colormap(ds: Any, colormap: Mapping[int, Any] | None) -> bool:
+    """Write ``colormap`` to band 1 of a dataset open for writing; False if it cannot hold one."""
+    if not colormap or not palette_allowed(ds.count, ds.dtypes[0]):
+        return False
+    ds.write_colormap(1, dict(colormap))
+    return True
+
+
 def write_colormap(path: str, colormap: Mapping[int, Any] | None, count: int, dtype: Any) -> bool:
-    """Write ``colormap`` to band 1 of the GeoTIFF at ``path``; False if it cannot hold one."""
+    """`apply_colormap` on the GeoTIFF at ``path``, opened only when there is a table to write."""
     if not colormap or not palette_allowed(count, dtype):
         return False
     with rasterio.open(path, "r+") as ds:
-        ds.write_colormap(1, dict(colormap))
-    return True
+        return apply_colormap(ds, colormap)
