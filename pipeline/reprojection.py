@@ -249,6 +249,19 @@ def _fill(shape: tuple[int, int, int], value: float | None, dtype: str) -> np.nd
     return np.full(shape, 0 if value is None else value, dtype=dtype)
 
 
+def _warp(
+    spec: WarpSpec,
+    source: np.ndarray,
+    source_window: Window,
+    dst_window: Window,
+    out_dtype: str,
+    block: tuple[int, int],
+) -> np.ndarray:
+    """Warp one destination chunk from its padded source pixels, in the output dtype."""
+    out = warp_window(spec, source, source_window, dst_window, block=block)
+    return out if out.dtype == np.dtype(out_dtype) else out.astype(out_dtype)
+
+
 def _warp_task(
     blocks: list[Any],
     crop: tuple[int, int, int, int],
@@ -261,8 +274,7 @@ def _warp_task(
     """Assemble the touched source blocks, crop them to the padded window and warp."""
     r0, r1, c0, c1 = crop
     source = concatenate3(blocks)[:, r0:r1, c0:c1]
-    out = warp_window(spec, source, source_window, dst_window, block=block)
-    return out if out.dtype == np.dtype(out_dtype) else out.astype(out_dtype)
+    return _warp(spec, source, source_window, dst_window, out_dtype, block)
 
 
 def _warp_file_task(
@@ -276,10 +288,8 @@ def _warp_file_task(
     """Read the padded source window straight from the file and warp it."""
     rows = (source_window.row0, source_window.row1)
     cols = (source_window.col0, source_window.col1)
-    out = warp_window(
-        spec, read_source_window(source, rows, cols), source_window, dst_window, block=block
-    )
-    return out if out.dtype == np.dtype(out_dtype) else out.astype(out_dtype)
+    pixels = read_source_window(source, rows, cols)
+    return _warp(spec, pixels, source_window, dst_window, out_dtype, block)
 
 
 def _block_length(chunks: Sequence[int]) -> int:
