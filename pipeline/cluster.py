@@ -156,7 +156,7 @@ def _start_local(
         }
     )
     pre_spawn = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **env}
-    if not processes:  # thread workers live in this process
+    if not sizing.processes:  # thread workers live in this process
         trim_freed_memory(pre_spawn.get("MALLOC_TRIM_THRESHOLD_"))
         os.environ.update(env)
     spawning = _sigint_ignored_by_children() if sizing.processes else contextlib.nullcontext()

@@ -81,8 +81,8 @@ class FileSource:
     overview_level: int | None
     layer: str
     shape: tuple[int, int, int]
-    dtype: str = ""
-    identity: tuple[Any, ...] = ()
+    dtype: str
+    identity: tuple[Any, ...]
 
 
 def file_source(da: xr.DataArray, *, lazy: bool = False) -> FileSource | None:
