@@ -32,8 +32,8 @@ def test_corrupt_tiles_fail(shared_data) -> None:
     assert not res.ok and "unreadable" in res.summary()
 
 
-def test_never_written_tiles_are_detected_although_gdal_reads_zeros(tmp_path) -> None:
-    path = tmp_path / "sparse.tif"
+def _write_sparse(path) -> None:
+    """A 512 x 512 sparse GeoTIFF of 256-pixel tiles in which only the first tile is written."""
     profile = {
         "driver": "GTiff",
         "width": 512,
@@ -49,6 +49,11 @@ def test_never_written_tiles_are_detected_although_gdal_reads_zeros(tmp_path) ->
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(np.full((1, 256, 256), 7, "uint8"), window=Window(0, 0, 256, 256))
+
+
+def test_never_written_tiles_are_detected_although_gdal_reads_zeros(tmp_path) -> None:
+    path = tmp_path / "sparse.tif"
+    _write_sparse(path)
     with rasterio.open(path) as ds:  # GDAL reads the missing tiles back as zeros, no error
         assert ds.read().sum() == 7 * 256 * 256
     res = verify_raster(path)
@@ -93,20 +98,6 @@ def test_verify_written_checks_the_block_table_and_warns_from_the_array(tmp_path
     assert verify_written(path, data + 1, crs="EPSG:32618", nodata=0).warnings == []
     assert "not the expected" in verify_written(path, data, crs="EPSG:3857", nodata=0).summary()
     sparse = tmp_path / "sparse.tif"
-    profile = {
-        "driver": "GTiff",
-        "width": 512,
-        "height": 512,
-        "count": 1,
-        "dtype": "uint8",
-        "crs": "EPSG:32618",
-        "transform": from_origin(0, 512, 1, 1),
-        "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
-        "SPARSE_OK": True,
-    }
-    with rasterio.open(sparse, "w", **profile) as dst:
-        dst.write(np.full((1, 256, 256), 7, "uint8"), window=Window(0, 0, 256, 256))
+    _write_sparse(sparse)
     res = verify_written(sparse, data, crs=None, nodata=None)
     assert not res.ok and "3 block(s) never written" in res.summary()
