@@ -8,7 +8,10 @@ import pathlib
 from collections.abc import Iterator
 
 import dask
+import numpy as np
 import pytest
+import rasterio.warp
+from rasterio.enums import Resampling
 
 
 def _shared_data_dir() -> pathlib.Path:
@@ -39,3 +42,24 @@ def raise_if_dask_computes() -> Iterator[None]:
     """Fail when any dask computation runs inside the block."""
     with dask.config.set(scheduler=_ComputeCounter()):
         yield
+
+
+def gdal_default_warp(data: np.ndarray, spec, method: str, src_nodata) -> np.ndarray:
+    """``rasterio.warp.reproject`` of the whole array with GDAL's defaults, on ``spec``'s grid.
+
+    GDAL's default approximate transformer (0.125 px), no XSCALE/YSCALE: the plain warp our
+    exact one is compared with.
+    """
+    out = np.zeros((spec.count, *spec.dst.shape), dtype=data.dtype)
+    rasterio.warp.reproject(
+        data,
+        out,
+        src_transform=spec.src.transform,
+        src_crs=spec.src.crs,
+        dst_transform=spec.dst.transform,
+        dst_crs=spec.dst.crs,
+        resampling=Resampling[method],
+        src_nodata=src_nodata,
+        dst_nodata=spec.dst_nodata,
+    )
+    return out

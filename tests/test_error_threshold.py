@@ -25,8 +25,6 @@ import rasterio
 import xarray as xr
 from click.testing import CliRunner
 from dask.base import tokenize
-from rasterio.enums import Resampling
-from rasterio.warp import reproject as rio_reproject
 
 import pipeline
 from pipeline.batch import TileOptions, _reproject_tile, _warp_tile_direct, plan_batch
@@ -37,6 +35,7 @@ from pipeline.cli.reproject import reproject as reproject_command
 from pipeline.errors import ReprojectError
 from pipeline.reprojection import warp_spec
 from pipeline.warpengine import warp_array
+from tests.conftest import gdal_default_warp
 
 DST = "EPSG:3857"
 GDAL_DEFAULT = 0.125
@@ -50,19 +49,7 @@ def _gdal_default(path: pathlib.Path, method: str) -> np.ndarray:
     spec = warp_spec(da, DST, resampling=method)  # only for the destination grid
     with rasterio.open(path) as ds:
         data, nodata = ds.read(), ds.nodata
-    out = np.zeros((spec.count, *spec.dst.shape), dtype=data.dtype)
-    rio_reproject(
-        data,
-        out,
-        src_transform=spec.src.transform,
-        src_crs=spec.src.crs,
-        dst_transform=spec.dst.transform,
-        dst_crs=spec.dst.crs,
-        resampling=Resampling[method],
-        src_nodata=nodata,
-        dst_nodata=spec.dst_nodata,
-    )
-    return out
+    return gdal_default_warp(data, spec, method, nodata)
 
 
 @pytest.fixture(scope="module")

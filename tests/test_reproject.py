@@ -28,7 +28,7 @@ from pipeline.reprojection import reproject, warp_spec
 from pipeline.testing import synthetic_array, write_synthetic_raster
 from pipeline.warpengine import warp_array, warp_window
 from pipeline.warpgrid import Window
-from tests.conftest import raise_if_dask_computes
+from tests.conftest import gdal_default_warp, raise_if_dask_computes
 
 ALL_METHODS = [
     "nearest",
@@ -584,23 +584,6 @@ def test_resampling_names_are_the_ones_gdal_writes(shared_data, tmp_path) -> Non
             assert re.search(r"<ResampleAlg>(.*?)</ResampleAlg>", xml).group(1) == name
 
 
-def _plain_gdal_default(da: xr.DataArray, spec, method: str) -> np.ndarray:
-    """``rasterio.warp.reproject`` of the whole array with GDAL's defaults, on our grid."""
-    plain = np.zeros((spec.count, *spec.dst.shape), dtype=da.dtype)
-    rasterio.warp.reproject(
-        da.values,
-        plain,
-        src_transform=spec.src.transform,
-        src_crs=spec.src.crs,
-        dst_transform=spec.dst.transform,
-        dst_crs=spec.dst.crs,
-        resampling=Resampling[method],
-        src_nodata=spec.src_nodata,
-        dst_nodata=spec.dst_nodata,
-    )
-    return plain
-
-
 def test_distance_to_gdals_plain_default_is_only_the_approximate_transformer(
     shared_data, capsys
 ) -> None:
@@ -608,7 +591,8 @@ def test_distance_to_gdals_plain_default_is_only_the_approximate_transformer(
     da = pipeline.open_raster(path)
     for method in ("nearest", "bilinear"):
         spec = warp_spec(da, "EPSG:3857", resampling=method)
-        ours, plain = warp_array(spec, da.values), _plain_gdal_default(da, spec, method)
+        ours = warp_array(spec, da.values)
+        plain = gdal_default_warp(da.values, spec, method, spec.src_nodata)
         valid = (ours != 0).any(axis=0) & (plain != 0).any(axis=0)
         fraction = float((ours != plain).mean())
         worst = int(np.abs(ours.astype(int) - plain.astype(int))[:, valid].max())
