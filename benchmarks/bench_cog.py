@@ -47,7 +47,7 @@ import rasterio
 from rasterio.warp import calculate_default_transform
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_reproject import make_input, measure
+from bench_reproject import make_input, measure, print_ratios
 
 RUNNERS = {
     "a": "rio warp + rio cogeo create (two steps)",
@@ -175,10 +175,7 @@ def main() -> None:
               f"{r['peak'] / 2**20:8.0f} MiB  {status}")  # fmt: skip
     anchor = results.get("a")
     if anchor and anchor["rc"] == 0:
-        for runner, r in results.items():
-            if runner != "a" and r["rc"] == 0:
-                print(f"    ({runner}) / (a): wall {r['wall'] / anchor['wall']:.2f}x, "
-                      f"peak memory {r['peak'] / anchor['peak']:.2f}x")  # fmt: skip
+        print_ratios(results, indent=4)
         if results.get("c", {}).get("rc") == 0:
             ok = results["c"]["wall"] <= 0.8 * anchor["wall"]
             print(f"    target (c) wall <= 0.8 x (a): {'PASS' if ok else 'FAIL'}")

@@ -161,6 +161,15 @@ def measure(cmd: list[str]) -> dict[str, Any]:
     return {"wall": wall, "peak": peak, "rc": proc.returncode, "err": (err or out)[-400:]}
 
 
+def print_ratios(results: dict[str, dict[str, Any]], *, indent: int) -> None:
+    """Wall time and peak memory of every successful runner against anchor (a)'s."""
+    anchor = results["a"]
+    for runner, r in results.items():
+        if runner != "a" and r["rc"] == 0:
+            print(f"{' ' * indent}({runner}) / (a): wall {r['wall'] / anchor['wall']:.2f}x, "
+                  f"peak memory {r['peak'] / anchor['peak']:.2f}x")  # fmt: skip
+
+
 def available(runner: str) -> bool:
     """odc-geo is optional."""
     if runner != "d":
@@ -204,10 +213,7 @@ def main() -> None:
                   f"{r['peak'] / 2**20:8.0f} MiB  {status}")  # fmt: skip
         anchor = results.get("a")
         if anchor and anchor["rc"] == 0:
-            for runner, r in results.items():
-                if runner != "a" and r["rc"] == 0:
-                    print(f"       ({runner}) / (a): wall {r['wall'] / anchor['wall']:.2f}x, "
-                          f"peak memory {r['peak'] / anchor['peak']:.2f}x")  # fmt: skip
+            print_ratios(results, indent=7)
         if "e" in results and results["e"]["rc"] == 0:
             peaks_e[size] = results["e"]["peak"]
         for runner in ("e", "f"):
