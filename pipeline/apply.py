@@ -34,6 +34,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from pipeline import grid
 from pipeline.errors import KernelError, PipelineWarning
+from pipeline.io.colorinterp import COLORINTERP_KEY
 from pipeline.io.colormap import COLORMAP_KEY
 from pipeline.io.open import user_name
 from pipeline.kernels import KernelSpec, resolve_kernel
@@ -441,6 +442,7 @@ def _wrap(da: xr.DataArray, data: Any, spec: KernelSpec, out_nodata: Any) -> xr.
     encoding = dict(da.encoding)
     encoding.pop("_FillValue", None)
     encoding.pop(COLORMAP_KEY, None)  # a kernel changes what the values mean
+    encoding.pop(COLORINTERP_KEY, None)  # ... and what the bands are
     if data.dtype != da.dtype or spec.units is not None:
         for key in _DTYPE_ENCODING:
             encoding.pop(key, None)

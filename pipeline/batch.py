@@ -199,6 +199,7 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
     from pipeline import grid
     from pipeline.errors import CRSInputError
     from pipeline.io.cog import finalize_cog, staging_options
+    from pipeline.io.colorinterp import apply_colorinterp, read_colorinterp
     from pipeline.io.colormap import apply_colormap, read_colormap
     from pipeline.io.open import check_input_file, overview_shapes
     from pipeline.io.write import _fsync, creation_profile, publish, temp_path_for
@@ -227,6 +228,7 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
             dtype = np.dtype(ds.dtypes[0])
             nodata, tags, descriptions = ds.nodata, ds.tags(), ds.descriptions
             colormap = read_colormap(ds)
+            colorinterp = read_colorinterp(ds)
             spec = grid_warp_spec(
                 src,
                 dtype,
@@ -280,6 +282,7 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
                 if text:
                     dst.set_band_description(i, text)
             apply_colormap(dst, colormap)
+            apply_colorinterp(dst, colorinterp)
         if opts.cog:
             finalize_cog(
                 tmp,

@@ -24,6 +24,7 @@ from rasterio.windows import Window
 
 from pipeline import config, grid
 from pipeline.errors import ChunkingError, PipelineWarning, RasterInputError
+from pipeline.io.colorinterp import COLORINTERP_KEY, read_colorinterp
 from pipeline.io.colormap import COLORMAP_KEY, read_colormap
 
 ChunksArg = Union[str, int, tuple[int, int], Mapping[str, int], None]  # noqa: UP007
@@ -356,6 +357,8 @@ def open_raster(
             dtypes = set(ds.dtypes)
             first_band = bands[0] if bands else 1
             colormap = read_colormap(ds, first_band) if 1 <= first_band <= count else None
+            in_range = all(1 <= i <= count for i in (bands or ()))
+            colorinterp = read_colorinterp(ds, bands) if in_range else None
     except RasterioError as err:
         raise RasterInputError(f"{p}: not a readable raster ({err})") from err
     if len(dtypes) != 1:
@@ -405,5 +408,7 @@ def open_raster(
     }
     if colormap is not None and len(indexes) == 1:
         result.encoding[COLORMAP_KEY] = colormap
+    if colorinterp is not None:
+        result.encoding[COLORINTERP_KEY] = colorinterp
     template.close()
     return result

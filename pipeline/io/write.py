@@ -19,6 +19,7 @@ from dask.base import tokenize
 
 from pipeline import config, grid
 from pipeline.errors import OutputError, OutputExistsError
+from pipeline.io.colorinterp import COLORINTERP_KEY, write_colorinterp
 from pipeline.io.colormap import COLORMAP_KEY, write_colormap
 from pipeline.io.locks import write_lock
 from pipeline.io.preflight import ensure_cluster_ready
@@ -297,6 +298,7 @@ def write_raster(
         )
         _compute(named, progress=progress, scheduler=scheduler, client=client)
         write_colormap(tmp, da.encoding.get(COLORMAP_KEY), int(da.shape[0]), da.dtype)
+        write_colorinterp(tmp, da.encoding.get(COLORINTERP_KEY), int(da.shape[0]))
         if cog:
             from pipeline.io.cog import finalize_cog
             from pipeline.malloc import reuse_freed_memory
