@@ -1,9 +1,9 @@
 """Band colour interpretation (red, green, blue, alpha...) carried from input to output.
 
-GeoTIFF records it in its photometric and extra-samples tags (and GDAL's metadata tag for the
-rest). GDAL gives a new GeoTIFF of 3 or 4 uint8 bands RGB by default and every other layout
-gray/undefined, so without this a uint16 RGB or RGBA image (or a uint8 one whose first band
-is not red) would lose its interpretation; ``gdalwarp`` keeps it.
+GDAL keeps it inside the GeoTIFF (no ``.aux.xml`` beside it; tested). A new GeoTIFF of 3 uint8
+bands is RGB by default and a uint16 one gray/undefined, so without this a uint16 RGB or BGRA
+image would lose its interpretation and a uint8 false-colour composite would be relabelled
+RGB; ``gdalwarp`` keeps it, ``rio warp`` does not.
 
 `open_raster` records the selected bands' interpretation in ``encoding["colorinterp"]`` when
 it says more than gray/undefined; `reproject` keeps the encoding, `apply_kernel` drops it

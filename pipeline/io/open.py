@@ -357,7 +357,7 @@ def open_raster(
             dtypes = set(ds.dtypes)
             first_band = bands[0] if bands else 1
             colormap = read_colormap(ds, first_band) if 1 <= first_band <= count else None
-            in_range = all(1 <= i <= count for i in (bands or ()))
+            in_range = all(1 <= i <= count for i in (bands or ()))  # else: error below
             colorinterp = read_colorinterp(ds, bands) if in_range else None
     except RasterioError as err:
         raise RasterInputError(f"{p}: not a readable raster ({err})") from err
