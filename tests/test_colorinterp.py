@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.enums import ColorInterp
-from rasterio.transform import from_origin
 
 import pipeline
 from pipeline.batch import TileOptions, _reproject_tile, _warp_tile_direct
 from pipeline.batch_plan import TileJob
 from pipeline.io.cog import validate_cog
+from pipeline.testing import write_synthetic_raster
 
 #: A uint8 false-colour composite (NIR, red, green): GDAL's default for 3 uint8 bands is RGB.
 FALSE_COLOUR = (ColorInterp.undefined, ColorInterp.red, ColorInterp.green)
@@ -19,22 +19,11 @@ FALSE_COLOUR = (ColorInterp.undefined, ColorInterp.red, ColorInterp.green)
 
 @pytest.fixture
 def false_colour(tmp_path):
-    path = tmp_path / "nir-red-green.tif"
-    rng = np.random.default_rng(0)
-    profile = {
-        "driver": "GTiff",
-        "width": 200,
-        "height": 150,
-        "count": 3,
-        "dtype": "uint8",
-        "crs": "EPSG:32618",
-        "transform": from_origin(500000.0, 4500000.0, 30.0, 30.0),
-        "tiled": True,
-        "blockxsize": 128,
-        "blockysize": 128,
-    }
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(rng.integers(1, 255, (3, 150, 200), dtype=np.uint8))
+    data = np.random.default_rng(0).integers(1, 255, (3, 150, 200), dtype=np.uint8)
+    path = write_synthetic_raster(
+        tmp_path / "nir-red-green.tif", block=128, compress=None, data=data
+    )
+    with rasterio.open(path, "r+") as ds:
         ds.colorinterp = FALSE_COLOUR
     return path
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import from_origin
 
 import pipeline
 from pipeline.batch import TileOptions, _reproject_tile, _warp_tile_direct
 from pipeline.batch_plan import TileJob
 from pipeline.io.cog import validate_cog
 from pipeline.io.colormap import palette_allowed
+from pipeline.testing import write_synthetic_raster
 
 PALETTE = {0: (0, 0, 0, 0), 1: (34, 139, 34, 255), 2: (65, 105, 225, 255), 3: (210, 180, 140, 255)}
 
@@ -19,24 +19,12 @@ PALETTE = {0: (0, 0, 0, 0), 1: (34, 139, 34, 255), 2: (65, 105, 225, 255), 3: (2
 @pytest.fixture
 def classes(tmp_path):
     """A uint8 land-cover-like raster (classes 0-3, 0 = nodata) with a colour table."""
-    path = tmp_path / "classes.tif"
     rng = np.random.default_rng(0)
     data = np.repeat(np.repeat(rng.integers(0, 4, (1, 20, 30), dtype=np.uint8), 10, 1), 10, 2)
-    profile = {
-        "driver": "GTiff",
-        "width": 300,
-        "height": 200,
-        "count": 1,
-        "dtype": "uint8",
-        "nodata": 0,
-        "crs": "EPSG:32618",
-        "transform": from_origin(500000.0, 4500000.0, 30.0, 30.0),
-        "tiled": True,
-        "blockxsize": 128,
-        "blockysize": 128,
-    }
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(data)
+    path = write_synthetic_raster(
+        tmp_path / "classes.tif", nodata=0, block=128, compress=None, data=data
+    )
+    with rasterio.open(path, "r+") as ds:
         ds.write_colormap(1, PALETTE)
     return path
 
