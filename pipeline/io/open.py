@@ -355,17 +355,16 @@ def open_raster(
             count, height, width = ds.count, ds.height, ds.width
             block_yx = ds.block_shapes[0]
             dtypes = set(ds.dtypes)
-            first_band = bands[0] if bands else 1
-            colormap = read_colormap(ds, first_band) if 1 <= first_band <= count else None
-            in_range = all(1 <= i <= count for i in (bands or ()))  # else: error below
-            colorinterp = read_colorinterp(ds, bands) if in_range else None
+            indexes = list(bands) if bands is not None else list(range(1, count + 1))
+            in_range = bool(indexes) and all(1 <= i <= count for i in indexes)
+            colormap = read_colormap(ds, indexes[0]) if in_range else None
+            colorinterp = read_colorinterp(ds, indexes) if in_range else None
     except RasterioError as err:
         raise RasterInputError(f"{p}: not a readable raster ({err})") from err
     if len(dtypes) != 1:
         raise RasterInputError(f"{p}: bands have different data types {sorted(dtypes)!r}")
     dtype = np.dtype(dtypes.pop())
-    indexes = list(bands) if bands is not None else list(range(1, count + 1))
-    if not indexes or any(not 1 <= i <= count for i in indexes):
+    if not in_range:
         raise RasterInputError(f"{p}: band indexes {indexes!r} out of range 1..{count}")
 
     shape = (len(indexes), height, width)
