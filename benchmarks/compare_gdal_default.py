@@ -29,10 +29,11 @@ from rasterio.enums import Resampling
 
 import pipeline
 from pipeline.errors import PipelineWarning
-from pipeline.reprojection import reproject, warp_spec
-from pipeline.warpengine import GDAL_RESAMPLING, warp_array
+from pipeline.warp.engine import warp_array
+from pipeline.warp.reproject import reproject, warp_spec
+from pipeline.warp.resampling import METHODS as TABLE
 
-METHODS = list(GDAL_RESAMPLING)  # every warp resampling rasterio offers
+METHODS = list(TABLE)  # every warp resampling rasterio offers
 
 
 def _default_raster() -> pathlib.Path:

@@ -5,7 +5,7 @@ Layering (lower layers never import higher ones; nothing imports ``cli``)::
     errors, config, grid (pure maths)
       -> io.open (block-aligned lazy read)
       -> kernels, apply (lazy compute)
-      -> warpgrid (pure warp maths), warpengine, overviews, reprojection (lazy tile-wise warp)
+      -> warp (package: grid maths, spec, GDAL engine, overviews, tile, graph, reproject)
       -> io.write (locked, atomic write)
       -> cluster (where it runs), demo
       -> cli (click front end)
@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from pipeline.io.open import open_raster
     from pipeline.io.write import write_raster
     from pipeline.kernels import KernelSpec, get_kernel, list_kernels, register_kernel
-    from pipeline.reprojection import reproject
     from pipeline.verify import VerifyResult, verify_raster
+    from pipeline.warp.reproject import reproject
 
 _LAZY = {
     "apply_kernel": "pipeline.apply",
@@ -51,7 +51,7 @@ _LAZY = {
     "open_raster": "pipeline.io.open",
     "write_raster": "pipeline.io.write",
     "sample_raster": "pipeline.demo",
-    "reproject": "pipeline.reprojection",
+    "reproject": "pipeline.warp.reproject",
     "run_batch": "pipeline.batch",
     "BatchSummary": "pipeline.batch",
     "verify_raster": "pipeline.verify",

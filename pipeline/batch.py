@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 from dask.base import tokenize
 from dask.utils import parse_bytes
 
@@ -33,6 +32,7 @@ from pipeline.errors import (
 )
 from pipeline.io.write import TEMP_SUFFIX, check_output_path, output_driver
 from pipeline.verify import verify_raster, verify_written
+from pipeline.warp.spec import DEFAULT_ERROR_THRESHOLD, WarpOptions
 
 #: Errors that will not go away on a retry (bad input, bad options).
 DETERMINISTIC: tuple[type[BaseException], ...] = (RasterInputError, KernelError, ValueError)
@@ -56,18 +56,15 @@ class TileOptions:
     """Everything a tile task needs besides its paths (small, pickled once per task)."""
 
     dst_crs: str
-    resampling: str = "nearest"
+    warp: WarpOptions = field(default_factory=WarpOptions)
     kernel: str | None = None
     kernel_params: tuple[tuple[str, Any], ...] = ()
-    dst_nodata: float | None = None
-    resolution: tuple[float, float] | None = None
     overwrite: bool = False
     retries: int = 2
     driver: str = "GTiff"
     creation_options: tuple[tuple[str, str], ...] = ()
     overview_resampling: str | None = None
     max_block: int | None = None
-    error_threshold: float = 0.0
 
     @property
     def cog(self) -> bool:
@@ -148,18 +145,19 @@ def _reproject_tile(
     from pipeline.apply import apply_kernel
     from pipeline.io.open import open_raster
     from pipeline.io.write import write_raster
-    from pipeline.reprojection import reproject
+    from pipeline.warp.reproject import reproject
 
     da = open_raster(job.input)
     if opts.kernel:
         da = apply_kernel(da, opts.kernel, **dict(opts.kernel_params))
+    w = opts.warp
     out = reproject(
         da,
         opts.dst_crs,
-        resampling=opts.resampling,
-        dst_nodata=opts.dst_nodata,
-        resolution=opts.resolution,
-        error_threshold=opts.error_threshold,
+        resampling=w.resampling,
+        dst_nodata=w.dst_nodata,
+        resolution=w.resolution,
+        error_threshold=w.error_threshold,
     )
     os.makedirs(os.path.dirname(job.output), exist_ok=True)
     warning: list[str] = []
@@ -194,65 +192,18 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
     atomically.
     """
     import rasterio
-    from rasterio.errors import RasterioError
 
     from pipeline import grid
-    from pipeline.errors import CRSInputError
     from pipeline.io.cog import finalize_cog, staging_options
-    from pipeline.io.colorinterp import apply_colorinterp, read_colorinterp
-    from pipeline.io.colormap import apply_colormap, read_colormap
-    from pipeline.io.open import check_input_file, overview_shapes
+    from pipeline.io.colorinterp import apply_colorinterp
+    from pipeline.io.colormap import apply_colormap
     from pipeline.io.write import _fsync, creation_profile, publish, temp_path_for
-    from pipeline.overviews import overview_level_for, overview_warp_spec
-    from pipeline.reprojection import grid_warp_spec
-    from pipeline.warpengine import warp_array
-    from pipeline.warpgrid import GridSpec
+    from pipeline.warp.tile import warp_tile
 
-    src_path = check_input_file(job.input)
-
-    def read(ds: Any) -> np.ndarray:
-        try:
-            return ds.read()
-        except RasterioError as err:
-            raise RasterInputError(
-                f"{src_path}: corrupt or unreadable data ({' '.join(str(err).split())})"
-            ) from err
-
-    try:
-        with rasterio.open(src_path) as ds:
-            if ds.crs is None:
-                raise CRSInputError(
-                    f"{src_path}: no CRS; assign one (da.rio.write_crs(...)) before reprojecting"
-                )
-            src = GridSpec(ds.crs, ds.transform, ds.width, ds.height)
-            dtype = np.dtype(ds.dtypes[0])
-            nodata, tags, descriptions = ds.nodata, ds.tags(), ds.descriptions
-            colormap = read_colormap(ds)
-            colorinterp = read_colorinterp(ds)
-            spec = grid_warp_spec(
-                src,
-                dtype,
-                ds.count,
-                nodata,
-                opts.dst_crs,
-                source=src_path,
-                resampling=opts.resampling,
-                dst_nodata=opts.dst_nodata,
-                resolution=opts.resolution,
-                error_threshold=opts.error_threshold,
-            )
-            # The overview `reproject` would read (gdalwarp -ovr AUTO), so both paths agree.
-            shapes = overview_shapes(src_path) if ds.overviews(1) else []
-            level = overview_level_for(spec, src.width, [w for _, w in shapes])
-            data = read(ds) if level is None else None
-        if level is not None:
-            spec = overview_warp_spec(spec, *shapes[level])
-            with rasterio.open(src_path, overview_level=level) as ovr:
-                data = read(ovr)
-    except RasterioError as err:
-        raise RasterInputError(f"{src_path}: not a readable raster ({err})") from err
-    assert data is not None
-    out = warp_array(spec, data)
+    tile = warp_tile(job.input, opts.dst_crs, opts.warp)
+    out, spec = tile.data, tile.spec
+    tags, descriptions = tile.tags, tile.descriptions
+    colormap, colorinterp = tile.colormap, tile.colorinterp
     max_block = int(opts.max_block or config.get("write.max-block"))
     profile: dict[str, Any] = {
         "driver": "GTiff",
@@ -449,15 +400,18 @@ def plan_batch(
     creation_options: dict[str, str] | None = None,
     overview_resampling: str | None = None,
     max_block: int | None = None,
-    error_threshold: float = 0.0,
+    error_threshold: float = DEFAULT_ERROR_THRESHOLD,
 ) -> BatchPlan:
     """Validate everything a batch needs before any work is dispatched (see `run_batch`)."""
-    from pipeline.reprojection import check_error_threshold, resampling_name
-    from pipeline.warpgrid import parse_crs
+    from pipeline.warp.grid import parse_crs
 
     crs = parse_crs(dst_crs)
-    method = resampling_name(resampling)
-    threshold = check_error_threshold(error_threshold, "batch")
+    warp = WarpOptions(
+        resolution=resolution,
+        resampling=resampling,
+        dst_nodata=dst_nodata,
+        error_threshold=error_threshold,
+    )
     files, root = discover_inputs(inputs, recursive=recursive, pattern=pattern)
     jobs = plan_outputs(files, root, outdir, crs, name_template=name_template)
     out_root = os.path.abspath(os.fspath(outdir))
@@ -472,10 +426,6 @@ def plan_batch(
         from pipeline.kernels import get_kernel
 
         get_kernel(kernel)
-    res = None
-    if resolution is not None:
-        pair = (resolution, resolution) if isinstance(resolution, (int, float)) else resolution
-        res = (float(pair[0]), float(pair[1]))
     driver = output_driver(driver)
     if driver == "COG":
         from pipeline.io.cog import resampling_for_overviews
@@ -484,11 +434,9 @@ def plan_batch(
             resampling_for_overviews(overview_resampling, "float32")
     opts = TileOptions(
         dst_crs=crs.to_wkt(),
-        resampling=method,
+        warp=warp,
         kernel=kernel,
         kernel_params=tuple(sorted((kernel_params or {}).items())),
-        dst_nodata=dst_nodata,
-        resolution=res,
         overwrite=overwrite,
         retries=retries,
         driver=driver,
@@ -497,7 +445,6 @@ def plan_batch(
         ),
         overview_resampling=overview_resampling,
         max_block=max_block,
-        error_threshold=threshold,
     )
     return BatchPlan(tuple(jobs), opts, out_root)
 
@@ -570,9 +517,7 @@ def run_batch(
         Print a live progress line on stderr.
     **options
         `plan_batch` options: ``resampling``, ``kernel``, ``kernel_params``, ``dst_nodata``,
-        ``resolution``, ``error_threshold`` (as `pipeline.reproject`; with a threshold > 0
-        small tiles, warped whole, equal GDAL's whole-tile warp with that threshold, while
-        large tiles, warped chunk by chunk, depend on their chunking), ``recursive`` and
+        ``resolution``, ``error_threshold`` (as `pipeline.reproject`), ``recursive`` and
         ``pattern`` (folder discovery), ``name_template`` (default ``{stem}_{crs}.tif``),
         ``overwrite`` (redo every tile; otherwise verified outputs are skipped and broken
         ones redone), ``retries`` (after non-deterministic I/O errors, default 2), and the

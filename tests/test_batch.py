@@ -30,6 +30,7 @@ from pipeline.errors import BatchUsageError, CRSInputError
 from pipeline.io.write import TEMP_SUFFIX
 from pipeline.testing import write_synthetic_raster
 from pipeline.verify import verify_raster
+from pipeline.warp.spec import WarpOptions
 from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.cluster
@@ -142,7 +143,7 @@ def test_both_tile_paths_read_the_overview_reproject_reads(tmp_path, shared_data
     with rasterio.open(src, "r+") as ds:
         ds.build_overviews([2, 4, 8], Resampling.average)
     res = 8 * 300.0379266750948
-    opts = TileOptions("EPSG:32618", resampling="average", resolution=(res, res))
+    opts = TileOptions("EPSG:32618", WarpOptions(resampling="average", resolution=(res, res)))
     _warp_tile_direct(TileJob(str(src), str(tmp_path / "direct.tif")), opts, overwrite=False)
     _reproject_tile(TileJob(str(src), str(tmp_path / "dask.tif")), opts, overwrite=False)
     da = pipeline.open_raster(src)

@@ -12,6 +12,7 @@ from pipeline.batch import TileOptions, _reproject_tile, _warp_tile_direct
 from pipeline.batch_plan import TileJob
 from pipeline.io.cog import validate_cog
 from pipeline.testing import write_synthetic_raster
+from pipeline.warp.spec import WarpOptions
 
 #: A uint8 false-colour composite (NIR, red, green): GDAL's default for 3 uint8 bands is RGB.
 FALSE_COLOUR = (ColorInterp.undefined, ColorInterp.red, ColorInterp.green)
@@ -72,7 +73,7 @@ def test_kernels_and_band_subsets_drop_what_no_longer_fits(false_colour, tmp_pat
 
 def test_both_batch_tile_paths_keep_colour_interpretation(shared_data, tmp_path) -> None:
     src = shared_data / "RGBA.uint16.tif"
-    opts = TileOptions("EPSG:4326", resampling="nearest")
+    opts = TileOptions("EPSG:4326", WarpOptions(resampling="nearest"))
     direct = TileJob(str(src), str(tmp_path / "direct.tif"))
     chunked = TileJob(str(src), str(tmp_path / "chunked.tif"))
     _warp_tile_direct(direct, opts, overwrite=False)

@@ -12,6 +12,7 @@ from pipeline.batch_plan import TileJob
 from pipeline.io.cog import validate_cog
 from pipeline.io.colormap import palette_allowed
 from pipeline.testing import write_synthetic_raster
+from pipeline.warp.spec import WarpOptions
 
 PALETTE = {0: (0, 0, 0, 0), 1: (34, 139, 34, 255), 2: (65, 105, 225, 255), 3: (210, 180, 140, 255)}
 
@@ -68,7 +69,7 @@ def test_kernels_and_multi_band_outputs_get_no_colour_table(classes, tmp_path, s
 
 
 def test_both_batch_tile_paths_keep_the_colour_table(classes, tmp_path) -> None:
-    opts = TileOptions("EPSG:3857", resampling="nearest")
+    opts = TileOptions("EPSG:3857", WarpOptions(resampling="nearest"))
     direct = TileJob(str(classes), str(tmp_path / "direct.tif"))
     chunked = TileJob(str(classes), str(tmp_path / "chunked.tif"))
     _warp_tile_direct(direct, opts, overwrite=False)

@@ -20,15 +20,15 @@ from rasterio.enums import Resampling
 import pipeline
 import pipeline.io.open as open_module
 from pipeline.cli.reproject import reproject as reproject_command
-from pipeline.overviews import (
+from pipeline.testing import write_synthetic_raster
+from pipeline.warp.engine import warp_array
+from pipeline.warp.overviews import (
     MIN_SHRINK,
     best_overview_level,
     overview_level_for,
     overview_warp_spec,
 )
-from pipeline.reprojection import reproject, warp_spec
-from pipeline.testing import write_synthetic_raster
-from pipeline.warpengine import warp_array
+from pipeline.warp.reproject import reproject, warp_spec
 from tests.test_reproject import _differing, _whole
 
 _CLUSTER = ["--threads", "2", "--dashboard-address", "127.0.0.1:0", "--no-progress"]

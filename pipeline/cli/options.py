@@ -90,13 +90,13 @@ error_threshold_opt = click.option(
     "--et",
     "error_threshold",
     type=float,
-    default=0.0,
+    default=0.125,
     show_default=True,
     callback=_error_threshold,
     metavar="PIXELS",
-    help="Max transformation error in source pixels (gdalwarp -et); 0 = exact transformer, "
-    "the default, which makes any chunking identical to a whole-array warp. 0.125 is GDAL's "
-    "default: faster, but chunk-dependent.",
+    help="Max error of GDAL's approximate transformer in source pixels (gdalwarp -et; "
+    "GDAL's default 0.125); 0 = the exact transformer, slower. Any chunking gives the same "
+    "pixels either way.",
 )
 
 

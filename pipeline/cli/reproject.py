@@ -17,27 +17,13 @@ from pipeline.cli.options import (
     param_opt,
     write_options,
 )
+from pipeline.warp.resampling import METHODS
 
 #: Target size of the source chunks the command reads (all bands together).
 SOURCE_CHUNK_BYTES = "4MiB"
 
-#: Resampling names offered (rasterio's names for GDAL's warp kernels).
-RESAMPLING_CHOICES = (
-    "nearest",
-    "bilinear",
-    "cubic",
-    "cubic_spline",
-    "lanczos",
-    "average",
-    "mode",
-    "max",
-    "min",
-    "med",
-    "q1",
-    "q3",
-    "sum",
-    "rms",
-)
+#: Resampling names offered (rasterio's names for GDAL's warp kernels; a light import).
+RESAMPLING_CHOICES = tuple(METHODS)
 
 
 def _resolution(
@@ -141,15 +127,15 @@ def reproject(
     """Reproject INPUT to --dst-crs and write OUTPUT atomically.
 
     The result equals one GDAL warp of the whole raster with the same options, pixel for
-    pixel, however it is chunked (with the default exact transformer, --et 0).
+    pixel, however it is chunked.
     """
     import dask.config
 
     from pipeline.apply import apply_kernel
     from pipeline.io.open import open_raster
     from pipeline.io.write import check_output_path, write_raster
-    from pipeline.reprojection import reproject as reproject_array
-    from pipeline.warpgrid import parse_crs
+    from pipeline.warp.grid import parse_crs
+    from pipeline.warp.reproject import reproject as reproject_array
 
     # Everything that can be checked is checked before a cluster starts.
     crs = parse_crs(dst_crs)

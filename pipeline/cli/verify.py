@@ -34,7 +34,7 @@ def verify(
     from pipeline.verify import verify_raster
 
     if crs:
-        from pipeline.warpgrid import parse_crs
+        from pipeline.warp.grid import parse_crs
 
         parse_crs(crs)
     results = [verify_raster(p, crs=crs, cog=cog) for p in paths]

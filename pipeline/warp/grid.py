@@ -1,4 +1,4 @@
-"""Pure grid maths for tile-wise reprojection: no I/O, no dask, deterministic.
+"""Georeferenced grids and the pure maths of a tile-wise warp: no I/O, no dask, deterministic.
 
 Everything a lazy warp needs to know before any pixel is read:
 
@@ -34,6 +34,7 @@ from rasterio.transform import array_bounds, from_bounds
 from rasterio.warp import aligned_target, calculate_default_transform
 
 from pipeline.errors import CRSInputError, ReprojectError
+from pipeline.warp.resampling import METHODS, resampling_name
 
 #: Latitude limit of the (pseudo-)Mercator square world, ``atan(sinh(pi))`` in degrees.
 MERCATOR_MAX_LATITUDE = 85.0511287798066
@@ -43,24 +44,6 @@ EDGE_SAMPLES = 21
 
 #: Extra source pixels around every footprint, on top of the kernel radius.
 SAFETY_PIXELS = 2
-
-#: Kernel radius in source pixels at scale 1 (area methods: one partially covered pixel).
-RESAMPLING_RADIUS: dict[str, int] = {
-    "nearest": 1,
-    "bilinear": 1,
-    "cubic": 2,
-    "cubic_spline": 2,
-    "lanczos": 3,
-    "average": 1,
-    "mode": 1,
-    "max": 1,
-    "min": 1,
-    "med": 1,
-    "q1": 1,
-    "q3": 1,
-    "sum": 1,
-    "rms": 1,
-}
 
 _CRS_HELP = "give EPSG:3857, an authority code (AUTH:CODE), a PROJ string or WKT"
 
@@ -130,6 +113,47 @@ class GridSpec:
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:
         return ("GridSpec", self.crs.to_wkt(), tuple(self.transform)[:6], self.shape)
+
+
+def area_of_interest(src: GridSpec) -> tuple[float, float, float, float] | None:
+    """Source extent in degrees of its own geographic CRS (GDAL's ``AREA_OF_INTEREST``)."""
+    try:
+        crs = ProjCRS.from_wkt(src.crs.to_wkt())
+        geodetic = crs.geodetic_crs
+        if geodetic is None:
+            return None
+        transformer = Transformer.from_crs(crs, geodetic, always_xy=True)
+        west, south, east, north = transformer.transform_bounds(*src.bounds, densify_pts=21)
+    except Exception:  # pyproj raises several types; the option is only a hint to PROJ
+        return None
+    values = (west, south, east, north)
+    if not all(math.isfinite(v) for v in values):
+        return None
+    return (float(west), float(south), float(east), float(north))
+
+
+#: Rows of a block of the warp's destination block grid (`warp_block_shape`).
+WARP_BLOCK_ROWS = 128
+#: Columns of a block when the output is wider than `WARP_WHOLE_ROW_WIDTH`.
+WARP_BLOCK_COLS = 512
+#: Outputs up to this many columns are warped in blocks as wide as the output.
+WARP_WHOLE_ROW_WIDTH = 1024
+
+
+def warp_block_shape(dst: GridSpec) -> tuple[int, int]:
+    """``(rows, cols)`` of the block grid the destination is warped in; part of the warp.
+
+    GDAL warps each block of this grid on its own, and its approximate transformer
+    interpolates along each row of a block, so the block grid -- which depends only on the
+    destination grid, never on the chunking -- is part of what defines the warp's pixels
+    (see `pipeline.warp.engine`). Blocks are `WARP_BLOCK_ROWS` high and, for outputs at most
+    `WARP_WHOLE_ROW_WIDTH` wide, as wide as the output: a tile warped whole then equals GDAL's
+    own whole-tile warp (``rasterio.warp.reproject``, ``gdalwarp``) pixel for pixel. Wider
+    outputs get `WARP_BLOCK_COLS`-wide blocks.
+    """
+    rows = min(dst.height, WARP_BLOCK_ROWS)
+    cols = dst.width if dst.width <= WARP_WHOLE_ROW_WIDTH else WARP_BLOCK_COLS
+    return rows, cols
 
 
 def _pair(value: float | Sequence[float] | None, name: str) -> tuple[float, float] | None:
@@ -419,11 +443,7 @@ def kernel_halo(resampling: str, xscale: float, yscale: float) -> tuple[int, int
     The kernel radius grows by ``1 / scale`` when downsampling (as in GDAL's warper), plus
     `SAFETY_PIXELS`.
     """
-    try:
-        radius = RESAMPLING_RADIUS[resampling]
-    except KeyError:
-        known = ", ".join(RESAMPLING_RADIUS)
-        raise ReprojectError(f"unknown resampling {resampling!r}; choose one of {known}") from None
+    radius = METHODS[resampling_name(resampling)].radius
     hy = math.ceil(radius / min(yscale, 1.0)) + SAFETY_PIXELS
     hx = math.ceil(radius / min(xscale, 1.0)) + SAFETY_PIXELS
     return hy, hx

@@ -13,10 +13,12 @@ from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.warp import aligned_target, calculate_default_transform
 
-from pipeline import warpgrid
 from pipeline.errors import CRSInputError, PipelineError, ReprojectError
-from pipeline.warpengine import WarpSpec, warp_array
-from pipeline.warpgrid import GridSpec, Window
+from pipeline.warp import engine
+from pipeline.warp import grid as warpgrid
+from pipeline.warp.engine import warp_array
+from pipeline.warp.grid import GridSpec, Window
+from pipeline.warp.spec import WarpSpec
 
 UTM = CRS.from_epsg(32618)
 
@@ -158,27 +160,34 @@ def _scale_cases(shared_data):
     yield rgb, warpgrid.destination_grid(rgb, "EPSG:4326")
 
 
-class _GdalScaleSpec(WarpSpec):
-    """The same warp without XSCALE/YSCALE: GDAL computes them itself."""
+def test_warp_scale_is_what_gdal_computes_for_the_whole_raster(shared_data, monkeypatch) -> None:
+    """A whole-raster warp with our XSCALE/YSCALE equals GDAL's own choice; 0.01% off does not."""
+    rng = np.random.default_rng(1)
+    with_scale = engine.warp_options
 
-    def warp_options(self) -> dict[str, str]:
-        options = super().warp_options()
+    def without_scale(spec: WarpSpec) -> dict[str, str]:
+        options = with_scale(spec)
         del options["XSCALE"], options["YSCALE"]
         return options
 
-
-def test_warp_scale_is_what_gdal_computes_for_the_whole_raster(shared_data) -> None:
-    """A whole-raster warp with our XSCALE/YSCALE equals GDAL's own choice; 0.01% off does not."""
-    rng = np.random.default_rng(1)
     for src, dst in _scale_cases(shared_data):
         data = rng.normal(100, 20, (1, src.height, src.width))
         xscale, yscale = warpgrid.warp_scale(src, dst)
-        args = (src, dst, "lanczos", "float64", 1, None, None)
-        gdal_choice = warp_array(_GdalScaleSpec(*args, 1.0, 1.0, 20), data)
-        ours = warp_array(WarpSpec(*args, xscale, yscale, 20), data)
+
+        def spec(xs: float, ys: float, dst: GridSpec = dst, src: GridSpec = src) -> WarpSpec:
+            # one block: GDAL computes its scale once, for the whole raster
+            return WarpSpec(
+                src, dst, "lanczos", "float64", 1, None, None, xs, ys, 20,
+                error_threshold=0.0, block=dst.shape,
+            )  # fmt: skip
+
+        with monkeypatch.context() as m:
+            m.setattr(engine, "warp_options", without_scale)
+            gdal_choice = warp_array(spec(1.0, 1.0), data)
+        ours = warp_array(spec(xscale, yscale), data)
         assert np.array_equal(ours, gdal_choice), (dst, xscale, yscale)
         if xscale < 1 or yscale < 1:
-            off = warp_array(WarpSpec(*args, xscale * 1.0001, yscale * 1.0001, 20), data)
+            off = warp_array(spec(xscale * 1.0001, yscale * 1.0001), data)
             assert not np.array_equal(off, gdal_choice)
 
 
