@@ -18,13 +18,13 @@ from pipeline.kernels import focal as _focal
 from pipeline.kernels import pointwise as _pointwise
 from pipeline.kernels import reverse_bands as _reverse_bands
 from pipeline.kernels import terrain as _terrain
-from pipeline.kernels.params import parse_param_strings
 from pipeline.kernels.registry import (
     ENTRY_POINT_GROUP,
     REQUIRED,
     KernelSpec,
     get_kernel,
     list_kernels,
+    parse_param_strings,
     register_kernel,
     resolve_kernel,
     spec_from_callable,
