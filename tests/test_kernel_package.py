@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import pathlib
+import warnings
+from types import ModuleType
+from typing import Any
 
+import numpy as np
 import pytest
+import xarray as xr
+from numba.core.dispatcher import Dispatcher
+
+import pipeline
+from pipeline.kernels import nogil_kernel, registry
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KERNELS = ROOT / "pipeline" / "kernels"
@@ -96,3 +106,97 @@ def test_the_cycle_finder_resolves_both_import_forms(tmp_path, source) -> None:
     (tmp_path / "a.py").write_text("")
     (tmp_path / "b.py").write_text(source)
     assert import_graph(tmp_path)[f"{PACKAGE}.b"] == {f"{PACKAGE}.a"}
+
+
+def _kernel_modules() -> list[ModuleType]:
+    return [importlib.import_module(_module_name(p)) for p in sorted(KERNELS.glob("*.py"))]
+
+
+def _dispatchers() -> dict[str, Any]:
+    """Every numba function defined in the package, by qualified name."""
+    found = {}
+    for module in _kernel_modules():
+        for name, obj in vars(module).items():
+            if isinstance(obj, Dispatcher) and obj.py_func.__module__ == module.__name__:
+                found[f"{module.__name__}.{name}"] = obj
+    return found
+
+
+def test_every_compiled_loop_releases_the_gil_without_an_on_disk_cache() -> None:
+    dispatchers = _dispatchers()
+    assert {
+        "pipeline.kernels.terrain._slope_core",
+        "pipeline.kernels.focal._focal_mean_core",
+    } < set(dispatchers)
+    assert len(dispatchers) >= 14
+    for name, func in dispatchers.items():
+        assert registry.holds_gil(func) is False, name
+        assert func.targetoptions["nogil"] is True, name
+        assert not func.targetoptions.get("parallel"), name
+        assert type(func._cache).__name__ == "NullCache", name  # cache=False
+
+
+def test_band_math_loops_keep_numpys_error_model() -> None:
+    for name, func in _dispatchers().items():
+        expected = "numpy" if name.startswith("pipeline.kernels.band_math.") else "python"
+        assert func.targetoptions["error_model"] == expected, name
+
+
+def _numba_decorations(path: pathlib.Path) -> list[str]:
+    """``numba.njit``/``jit``/``vectorize``... uses in a module, as ``file:line``."""
+    names = {"njit", "jit", "vectorize", "guvectorize", "stencil", "cfunc"}
+    hits = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        name = getattr(node, "attr", None) or getattr(node, "id", None)
+        from_numba = isinstance(node, ast.ImportFrom) and node.module == "numba"
+        if name in names or from_numba:
+            hits.append(f"{path.name}:{node.lineno}")
+    return hits
+
+
+def test_only_the_shared_decorator_calls_numba() -> None:
+    hits = [
+        h
+        for p in sorted(KERNELS.glob("*.py"))
+        if p.name != "_numba.py"
+        for h in _numba_decorations(p)
+    ]
+    assert hits == []
+    assert _numba_decorations(KERNELS / "_numba.py")  # the walk does see numba.njit
+
+
+def test_nogil_kernel_compiles_with_the_shared_options_and_chosen_error_model() -> None:
+    def ratio(a, b):
+        return a / b
+
+    python_model = nogil_kernel(ratio)
+    numpy_model = nogil_kernel(error_model="numpy")(ratio)
+    for func in (python_model, numpy_model):
+        assert func.targetoptions["nogil"] is True and registry.holds_gil(func) is False
+    assert numpy_model(1.0, 0.0) == np.inf
+    with pytest.raises(ZeroDivisionError):
+        python_model(1.0, 0.0)
+
+
+def test_a_user_kernel_compiled_with_nogil_kernel_runs_without_a_gil_warning() -> None:
+    @nogil_kernel
+    def plus_one(block):
+        return block + 1
+
+    da = xr.DataArray(np.zeros((1, 4, 5), dtype=np.float32), dims=("band", "y", "x"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = pipeline.apply_kernel(da, plus_one)
+    np.testing.assert_array_equal(out.values, np.ones((1, 4, 5), dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*sorted(KERNELS.glob("*.py")), ROOT / "pipeline" / "apply.py"],
+    ids=lambda p: p.name,
+)
+def test_library_code_validates_without_assert(path) -> None:
+    # `python -O` strips asserts: input checks raise KernelError & co. instead.
+    tree = ast.parse(path.read_text(), str(path))
+    lines = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Assert)]
+    assert lines == [], f"{path.name}: assert on line(s) {lines}"
