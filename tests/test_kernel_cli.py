@@ -7,15 +7,14 @@ import math
 import numpy as np
 import pytest
 import rasterio
-from click.testing import CliRunner
 
 import pipeline
 import pipeline.cli.compute
-from pipeline.cli import cli
-from pipeline.cli.kernels import kernels
 from pipeline.kernels import registry
 from pipeline.kernels.testing import synthetic_dem
 from pipeline.testing import write_synthetic_raster
+from tests.test_cli import invoke
+from tests.test_kernel_terrain import _reference
 
 _CLUSTER = ["--threads", "1", "--dashboard-address", "127.0.0.1:0", "--no-progress"]
 
@@ -38,7 +37,7 @@ def no_cluster(monkeypatch):
 
 
 def test_kernels_lists_every_kernel_with_parameters_and_defaults() -> None:
-    result = CliRunner().invoke(kernels, [])
+    result = invoke("kernels")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     for spec in registry.list_kernels():
@@ -47,7 +46,7 @@ def test_kernels_lists_every_kernel_with_parameters_and_defaults() -> None:
     assert "    expr: str (required)" in result.output
     assert "    azimuth: float = 315.0" in result.output
     assert "    clip: bool = true" in result.output
-    names = CliRunner().invoke(kernels, ["--names"]).output.split()
+    names = invoke("kernels", "--names").stdout.split()
     assert names == sorted(names) and "focal-mean" in names
 
 
@@ -65,22 +64,33 @@ def test_kernels_lists_every_kernel_with_parameters_and_defaults() -> None:
 def test_bad_kernel_arguments_fail_in_one_line_before_any_cluster(
     dem_path, tmp_path, no_cluster, args, fragment
 ) -> None:
-    result = CliRunner().invoke(cli, ["compute", dem_path, str(tmp_path / "o.tif"), *args])
+    result = invoke("compute", dem_path, tmp_path / "o.tif", *args)
     assert result.exit_code == 1
-    errors = [ln for ln in result.output.splitlines() if ln.startswith("pipeline: error:")]
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("pipeline: error:")]
     assert len(errors) == 1 and fragment in errors[0], result.output
+    assert "Traceback" not in result.output and result.stdout == ""
     assert not (tmp_path / "o.tif").exists()
 
 
 def test_compute_slope_with_a_parameter(dem_path, tmp_path) -> None:
     dst = tmp_path / "slope.tif"
-    result = CliRunner().invoke(
-        cli,
-        ["compute", dem_path, str(dst), "--kernel", "slope", "--param", "z_factor=2", *_CLUSTER],
+    result = invoke(
+        "compute", dem_path, dst, "--kernel", "slope", "--param", "z_factor=2", *_CLUSTER
     )
     assert result.exit_code == 0, result.output
-    expected = pipeline.apply_kernel(pipeline.open_raster(dem_path), "slope", z_factor=2.0)
-    with rasterio.open(dst) as ds, rasterio.open(dem_path) as src:
+    assert f"wrote {dst}" in result.stdout
+    with rasterio.open(dem_path) as src:
+        dem = src.read(1).astype(np.float64)
+        crs, transform = src.crs, src.transform
+    # Horn's slope by scipy (tests/test_kernel_terrain.py), on the 30 m UTM pixels of the file.
+    assert crs.is_projected and (transform.a, -transform.e) == (30.0, 30.0)
+    expected = _reference(np.where(dem == -9999.0, np.nan, 2.0 * dem), "slope", 30.0, 30.0)
+    with rasterio.open(dst) as ds:
         assert ds.dtypes == ("float32",) and math.isnan(ds.nodata)
-        assert (ds.crs, ds.transform) == (src.crs, src.transform)
-        np.testing.assert_array_equal(ds.read(), expected.values)
+        assert (ds.crs, ds.transform) == (crs, transform)
+        got = ds.read(1)
+    np.testing.assert_array_equal(np.isnan(got), dem == -9999.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4, equal_nan=True)
+    # ... and bit for bit what the Python API computes.
+    api = pipeline.apply_kernel(pipeline.open_raster(dem_path), "slope", z_factor=2.0)
+    np.testing.assert_array_equal(got, api.values[0])

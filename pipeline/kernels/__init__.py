@@ -8,7 +8,8 @@ One kernel family per module; each registers itself on import:
 - ``focal``: ``focal-mean``, ``focal-min``, ``focal-max`` (square windows)
 - ``pointwise``: ``rescale``, ``cast``, ``threshold``
 
-Every built-in is a numba ``njit(nogil=True)`` loop, so chunks run in parallel on threads.
+Every built-in is a numba loop compiled with `nogil_kernel` (``njit(nogil=True)``, no on-disk
+cache), so chunks run in parallel on threads; user kernels may use it too.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from pipeline.kernels import focal as _focal
 from pipeline.kernels import pointwise as _pointwise
 from pipeline.kernels import reverse_bands as _reverse_bands
 from pipeline.kernels import terrain as _terrain
-from pipeline.kernels.params import parse_param_strings
+from pipeline.kernels._numba import nogil_kernel
 from pipeline.kernels.registry import (
     ENTRY_POINT_GROUP,
     REQUIRED,
     KernelSpec,
     get_kernel,
     list_kernels,
+    parse_param_strings,
     register_kernel,
     resolve_kernel,
     spec_from_callable,
@@ -36,6 +38,7 @@ __all__ = [
     "KernelSpec",
     "get_kernel",
     "list_kernels",
+    "nogil_kernel",
     "parse_param_strings",
     "register_kernel",
     "resolve_kernel",

@@ -19,10 +19,10 @@ import math
 import re
 from typing import Any
 
-import numba
 import numpy as np
 
 from pipeline.errors import KernelError
+from pipeline.kernels._numba import nogil_kernel
 from pipeline.kernels.pointwise import nodata_args
 from pipeline.kernels.registry import REQUIRED, KernelSpec, register_kernel
 
@@ -147,7 +147,7 @@ def compile_expression(expr: str, n_bands: int) -> dict[str, Any]:
     }
 
 
-@numba.njit(nogil=True, cache=False, error_model="numpy")
+@nogil_kernel(error_model="numpy")
 def _unary(op, a):
     if op == NEG:
         return -a
@@ -160,7 +160,7 @@ def _unary(op, a):
     return np.exp(a)
 
 
-@numba.njit(nogil=True, cache=False, error_model="numpy")
+@nogil_kernel(error_model="numpy")
 def _binary(op, a, b):
     if a != a or b != b:
         return np.nan
@@ -195,7 +195,7 @@ def _binary(op, a, b):
     return 1.0 if (a != 0.0 or b != 0.0) else 0.0
 
 
-@numba.njit(nogil=True, cache=False, error_model="numpy")
+@nogil_kernel(error_model="numpy")
 def _band_math_core(src, ops, args, consts, used, stack_size, has_nodata, nodata, fill, out):
     _, ny, nx = src.shape
     stack = np.empty((max(stack_size, 1), nx), dtype=np.float64)

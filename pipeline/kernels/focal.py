@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 
 from pipeline.errors import KernelError
+from pipeline.kernels._numba import nogil_kernel
 from pipeline.kernels.registry import KernelSpec, register_kernel
 
 
-@numba.njit(nogil=True, cache=False)
+@nogil_kernel
 def _focal_mean_core(src, valid, k, out_nodata, out):
     # Row sums of the last k rows live in a ring of k rows (slot = row % k), so the
     # temporaries stay in cache instead of two (rows, x) float64/int64 arrays; the column
@@ -62,12 +62,12 @@ def _focal_mean_core(src, valid, k, out_nodata, out):
                     out[b, o, c] = out_nodata
 
 
-@numba.njit(nogil=True, cache=False)
+@nogil_kernel
 def _better(v, m, want_max):
     return v > m if want_max else v < m
 
 
-@numba.njit(nogil=True, cache=False)
+@nogil_kernel
 def _focal_extreme_core(src, valid, k, want_max, out_nodata, out):
     # Row extremes of the last k rows in a ring of k rows, as in _focal_mean_core.
     nb, ny, nx = out.shape

@@ -1,17 +1,19 @@
-"""Kernel parameters: parsing command-line strings and checking values (no kernel logic)."""
+"""Kernel parameters: parsers for command-line strings and value checks (no kernel logic).
+
+A leaf module: it imports nothing from `pipeline.kernels`, so the registry and every kernel
+can use it. Parsing ``key=value`` items against a `KernelSpec` is
+`pipeline.kernels.registry.parse_param_strings`.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from pipeline.errors import KernelError
-
-if TYPE_CHECKING:
-    from pipeline.kernels.registry import KernelSpec
 
 
 def parse_bool(text: str) -> bool:
@@ -33,37 +35,6 @@ def parser_for_default(default: Any) -> Callable[[str], Any]:
     if isinstance(default, float):
         return float
     return str
-
-
-def parse_param_strings(spec: KernelSpec, items: Iterable[str]) -> dict[str, Any]:
-    """``["key=value", ...]`` from the command line as typed parameters of ``spec``.
-
-    Raises
-    ------
-    KernelError
-        Malformed item, unknown parameter, repeated parameter or unparsable value.
-    """
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise KernelError(f"--param {item!r}: expected key=value")
-        if key not in spec.params:
-            raise KernelError(
-                f"kernel {spec.name!r} has no parameter {key!r}; "
-                f"it takes {sorted(spec.params) or 'none'}"
-            )
-        if key in out:
-            raise KernelError(f"--param {key!r} given twice for kernel {spec.name!r}")
-        try:
-            out[key] = spec.parser_for(key)(text)
-        except (TypeError, ValueError, KernelError) as err:
-            raise KernelError(
-                f"kernel {spec.name!r}: parameter {key!r} expects {spec.type_name(key)}, "
-                f"got {text!r} ({err})"
-            ) from None
-    return out
 
 
 def check_number(

@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numba
 import numpy as np
 
 from pipeline.errors import KernelError
+from pipeline.kernels._numba import nogil_kernel
 from pipeline.kernels.params import check_number
 from pipeline.kernels.registry import REQUIRED, KernelSpec, register_kernel
 
@@ -82,7 +82,7 @@ def _clip_bounds(dtype: np.dtype[Any], out_nodata: Any) -> tuple[float, float]:
     return lo, hi
 
 
-@numba.njit(nogil=True, cache=False)
+@nogil_kernel
 def _convert_core(
     src,
     has_nodata,
@@ -214,7 +214,7 @@ def cast(
     return out
 
 
-@numba.njit(nogil=True, cache=False)
+@nogil_kernel
 def _threshold_core(src, value, has_nodata, nodata, out_nodata, out):
     nb, ny, nx = src.shape
     for b in range(nb):

@@ -1,4 +1,4 @@
-"""What a kernel declares (`KernelSpec`) and the registry of named kernels.
+"""What a kernel declares (`KernelSpec`), its command-line parameters, and the registry of names.
 
 Kernels are looked up by name in this order: kernels registered in this process (the built-ins
 and `register_kernel`), then ``package.module:function`` references, then the
@@ -196,6 +196,49 @@ class KernelSpec:
                 f"(e.g. --param {missing[0]}=VALUE)"
             )
         return merged
+
+
+def parse_param_strings(spec: KernelSpec, items: Iterable[str]) -> dict[str, Any]:
+    """``["key=value", ...]`` from the command line as typed parameters of ``spec``.
+
+    Parameters
+    ----------
+    spec : KernelSpec
+        The kernel whose parameters are given (names, defaults and parsers).
+    items : iterable of str
+        ``key=value`` strings, e.g. the values of ``--param``.
+
+    Returns
+    -------
+    dict
+        Parameter names and parsed values (only those given; defaults are not filled in).
+
+    Raises
+    ------
+    KernelError
+        Malformed item, unknown parameter, repeated parameter or unparsable value.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise KernelError(f"--param {item!r}: expected key=value")
+        if key not in spec.params:
+            raise KernelError(
+                f"kernel {spec.name!r} has no parameter {key!r}; "
+                f"it takes {sorted(spec.params) or 'none'}"
+            )
+        if key in out:
+            raise KernelError(f"--param {key!r} given twice for kernel {spec.name!r}")
+        try:
+            out[key] = spec.parser_for(key)(text)
+        except (TypeError, ValueError, KernelError) as err:
+            raise KernelError(
+                f"kernel {spec.name!r}: parameter {key!r} expects {spec.type_name(key)}, "
+                f"got {text!r} ({err})"
+            ) from None
+    return out
 
 
 _REGISTRY: dict[str, KernelSpec] = {}

@@ -8,13 +8,13 @@ releases the GIL, so it measures how well a runner scales over cores.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from pipeline.kernels._numba import nogil_kernel
 from pipeline.kernels.registry import KernelSpec, register_kernel
 
 
-@numba.njit(nogil=True, cache=False)
+@nogil_kernel
 def _reverse_bands_inefficiently(src: np.ndarray, out: np.ndarray) -> None:
     nb, ny, nx = src.shape
     for i in range(nb):

@@ -25,10 +25,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numba
 import numpy as np
 
 from pipeline.errors import KernelError
+from pipeline.kernels._numba import nogil_kernel
 from pipeline.kernels.params import check_number
 from pipeline.kernels.registry import KernelSpec, register_kernel
 
@@ -36,13 +36,13 @@ from pipeline.kernels.registry import KernelSpec, register_kernel
 FLAT = -1.0
 
 
-@numba.njit(nogil=True, cache=False)
+@nogil_kernel
 def _at(src, valid, b, r, c, centre):
     """Elevation at (r, c), or the centre's where it is nodata or beyond the edge."""
     return np.float64(src[b, r, c]) if valid[b, r, c] else centre
 
 
-@numba.njit(nogil=True, cache=False)
+@nogil_kernel
 def horn_gradient(src, valid, b, r, c, dx, dy):
     """(dz/dx eastwards, dz/dy southwards) at (r, c) of band b, which must be valid."""
     e = np.float64(src[b, r, c])
@@ -59,7 +59,7 @@ def horn_gradient(src, valid, b, r, c, dx, dy):
     return gx, gy
 
 
-@numba.njit(nogil=True, cache=False)
+@nogil_kernel
 def _slope_core(src, valid, dx_rows, dy_rows, z, out_nodata, out):
     nb, ny, nx = out.shape
     for b in range(nb):
@@ -73,7 +73,7 @@ def _slope_core(src, valid, dx_rows, dy_rows, z, out_nodata, out):
                 out[b, r, c] = math.degrees(math.atan(z * math.sqrt(gx * gx + gy * gy)))
 
 
-@numba.njit(nogil=True, cache=False)
+@nogil_kernel
 def _aspect_core(src, valid, dx_rows, dy_rows, flat, out_nodata, out):
     nb, ny, nx = out.shape
     for b in range(nb):
@@ -96,7 +96,7 @@ def _aspect_core(src, valid, dx_rows, dy_rows, flat, out_nodata, out):
                     out[b, r, c] = 0.0
 
 
-@numba.njit(nogil=True, cache=False)
+@nogil_kernel
 def _hillshade_core(src, valid, dx_rows, dy_rows, sin_alt, cos_alt, sin_az, cos_az, z, out):
     nb, ny, nx = out.shape
     for b in range(nb):
