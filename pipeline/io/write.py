@@ -12,7 +12,6 @@ from typing import Any
 
 import dask
 import dask.base
-import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from dask.base import tokenize
@@ -23,6 +22,7 @@ from pipeline.io.colorinterp import COLORINTERP_KEY, write_colorinterp
 from pipeline.io.colormap import COLORMAP_KEY, write_colormap
 from pipeline.io.locks import write_lock
 from pipeline.io.preflight import ensure_cluster_ready
+from pipeline.io.profile import creation_profile, output_driver
 
 #: Suffix of the temporary files written next to the destination; a crashed run's leftovers
 #: carry it and can be removed safely.
@@ -59,35 +59,6 @@ def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) 
         raise OutputError(f"{p}: output folder is not writable ({err.strerror})") from err
     os.unlink(probe)
     return p
-
-
-def _default_predictor(dtype: np.dtype[Any], compress: str | None) -> int | None:
-    if not compress or compress.lower() not in {"deflate", "lzw", "zstd", "lzma"}:
-        return None
-    if dtype.kind == "f" and dtype.itemsize in (2, 4, 8):
-        return 3
-    if dtype.kind in "iu":
-        return 2
-    return None
-
-
-def creation_profile(
-    dtype: np.dtype[Any],
-    *,
-    compress: str | None = None,
-    predictor: int | None = None,
-    creation_options: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """GeoTIFF creation options every output gets: compression, a predictor suited to the
-    dtype, ``BIGTIFF`` (from ``pipeline.write.*``) and the caller's extra options."""
-    extra = {k.upper(): v for k, v in (creation_options or {}).items()}
-    compress = str(extra.pop("COMPRESS", None) or compress or config.get("write.compress"))
-    options: dict[str, Any] = {"COMPRESS": compress, "BIGTIFF": config.get("write.bigtiff")}
-    options.update(extra)
-    pred = predictor if predictor is not None else _default_predictor(dtype, compress)
-    if pred is not None:
-        options.setdefault("PREDICTOR", pred)
-    return options
 
 
 def _block_aligned(da: xr.DataArray, max_block: int) -> tuple[xr.DataArray, int, int]:
@@ -327,14 +298,6 @@ def write_raster(
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(leftover)
     return dst
-
-
-def output_driver(driver: str) -> str:
-    """``"GTiff"`` or ``"COG"`` for ``driver`` in any case; anything else is an `OutputError`."""
-    names = {"GTIFF": "GTiff", "COG": "COG"}
-    if driver.upper() not in names:
-        raise OutputError(f"unsupported output driver {driver!r}; use 'GTiff' or 'COG'")
-    return names[driver.upper()]
 
 
 def _local_threads() -> int:
