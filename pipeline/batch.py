@@ -198,11 +198,11 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
 
     from pipeline import grid
     from pipeline.errors import CRSInputError
-    from pipeline.io.cog import finalize_cog, staging_options
-    from pipeline.io.colorinterp import apply_colorinterp, read_colorinterp
-    from pipeline.io.colormap import apply_colormap, read_colormap
+    from pipeline.io.colorinterp import read_colorinterp
+    from pipeline.io.colormap import read_colormap
+    from pipeline.io.metadata import RasterMetadata, apply_metadata
     from pipeline.io.open import check_input_file, overview_shapes
-    from pipeline.io.write import _fsync, creation_profile, publish, temp_path_for
+    from pipeline.io.staged import CogStep, staging_profile, write_staged
     from pipeline.overviews import overview_level_for, overview_warp_spec
     from pipeline.reprojection import grid_warp_spec
     from pipeline.warpengine import warp_array
@@ -267,44 +267,41 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
         "blockysize": grid.write_block_size((out.shape[1],), max_block=max_block),
         "blockxsize": grid.write_block_size((out.shape[2],), max_block=max_block),
     }
-    if opts.cog:  # staging GeoTIFF -> overviews -> COG copy (pipeline.io.cog)
-        profile.update(creation_profile(out.dtype, creation_options=staging_options()))
-    else:
-        profile.update(creation_profile(out.dtype, creation_options=dict(opts.creation_options)))
-    os.makedirs(os.path.dirname(job.output), exist_ok=True)
-    tmp = temp_path_for(job.output)
-    final = temp_path_for(job.output) if opts.cog else tmp
-    try:
+    # a COG stages a fast GeoTIFF first: overviews -> COG copy (pipeline.io.cog)
+    profile.update(
+        staging_profile(out.dtype, cog=opts.cog, creation_options=dict(opts.creation_options))
+    )
+    metadata = RasterMetadata(
+        tags=tags, descriptions=descriptions, colormap=colormap, colorinterp=colorinterp
+    )
+    warnings: list[str] = []
+
+    def write(tmp: str) -> None:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(out)
-            dst.update_tags(**{k: v for k, v in tags.items() if not k.startswith("STATISTICS_")})
-            for i, text in enumerate(descriptions, start=1):
-                if text:
-                    dst.set_band_description(i, text)
-            apply_colormap(dst, colormap)
-            apply_colorinterp(dst, colorinterp)
-        if opts.cog:
-            finalize_cog(
-                tmp,
-                final,
-                dtype=out.dtype,
-                height=out.shape[1],
-                width=out.shape[2],
-                blocksize=max_block,
-                overview_resampling=opts.overview_resampling,
-                creation_options=dict(opts.creation_options),
-                label=job.output,
-            )
-        _fsync(final)
-        res = verify_written(final, out, crs=opts.dst_crs, nodata=spec.dst_nodata)
+            apply_metadata(dst, metadata)
+
+    def verify(tmp: str) -> None:
+        res = verify_written(tmp, out, crs=opts.dst_crs, nodata=spec.dst_nodata)
         if not res.ok:
             raise RasterInputError(f"{job.input}: output failed verification: {res.problems}")
-        publish(final, job.output, overwrite=overwrite)
-    finally:
-        for leftover in {tmp, final}:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(leftover)
-    return "; ".join(res.warnings)
+        warnings.extend(res.warnings)
+
+    cog = (
+        CogStep(
+            dtype=out.dtype,
+            height=out.shape[1],
+            width=out.shape[2],
+            blocksize=max_block,
+            overview_resampling=opts.overview_resampling,
+            creation_options=dict(opts.creation_options),
+        )
+        if opts.cog
+        else None
+    )
+    os.makedirs(os.path.dirname(job.output), exist_ok=True)
+    write_staged(job.output, write, overwrite=overwrite, cog=cog, verify=verify)
+    return "; ".join(warnings)
 
 
 def process_tile(job: TileJob, opts: TileOptions, scheduler: str | None = "sync") -> TileRecord:
