@@ -9,9 +9,7 @@ tasks, so the client holds a bounded number of futures whatever the number of ti
 from __future__ import annotations
 
 import contextlib
-import csv
 import itertools
-import json
 import os
 import sys
 import time
@@ -116,20 +114,11 @@ class BatchSummary:
         )
 
     def write_report(self, path: str | os.PathLike[str]) -> str:
-        """Write one row per input: CSV for ``.csv``, JSON lines otherwise."""
-        p = os.fspath(path)
+        """Write one row per input atomically: CSV for ``.csv``, JSON lines otherwise."""
+        from pipeline.report import write_report
+
         rows = [asdict(r) for r in self.records]
-        tmp = f"{p}.{os.getpid()}{TEMP_SUFFIX}"
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            if p.lower().endswith(".csv"):
-                writer = csv.DictWriter(f, fieldnames=list(TileRecord.__dataclass_fields__))
-                writer.writeheader()
-                writer.writerows(rows)
-            else:
-                for row in rows:
-                    f.write(json.dumps(row) + "\n")
-        os.replace(tmp, p)
-        return p
+        return write_report(path, rows, fieldnames=list(TileRecord.__dataclass_fields__))
 
 
 def _one_line(err: BaseException) -> str:
