@@ -30,7 +30,8 @@ from rasterio.io import MemoryFile
 from rasterio.windows import Window as RioWindow
 
 from pipeline import config, grid
-from pipeline.io.write import _fsync, creation_profile, publish, temp_path_for
+from pipeline.io.profile import creation_profile
+from pipeline.io.staged import fsync, publish, temp_path_for
 from pipeline.reprojection import grid_warp_spec
 from pipeline.verify import _block_table, _crs_matches, verify_raster, verify_written
 from pipeline.warpengine import WARP_MEMORY_LIMIT, WarpSpec, _dst_nbytes
@@ -254,7 +255,7 @@ def profile_tile(path: str, outdir: str) -> WarpSpec:
             if text:
                 dst.set_band_description(i, text)
     with timed("fsync"):
-        _fsync(tmp)
+        fsync(tmp)
     with timed("verify (all of verify_raster)"):
         res = verify_raster(tmp, crs=DST)
     assert res.ok, res.problems

@@ -9,9 +9,7 @@ tasks, so the client holds a bounded number of futures whatever the number of ti
 from __future__ import annotations
 
 import contextlib
-import csv
 import itertools
-import json
 import os
 import sys
 import time
@@ -113,20 +111,11 @@ class BatchSummary:
         )
 
     def write_report(self, path: str | os.PathLike[str]) -> str:
-        """Write one row per input: CSV for ``.csv``, JSON lines otherwise."""
-        p = os.fspath(path)
+        """Write one row per input atomically: CSV for ``.csv``, JSON lines otherwise."""
+        from pipeline.report import write_report
+
         rows = [asdict(r) for r in self.records]
-        tmp = f"{p}.{os.getpid()}{TEMP_SUFFIX}"
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            if p.lower().endswith(".csv"):
-                writer = csv.DictWriter(f, fieldnames=list(TileRecord.__dataclass_fields__))
-                writer.writeheader()
-                writer.writerows(rows)
-            else:
-                for row in rows:
-                    f.write(json.dumps(row) + "\n")
-        os.replace(tmp, p)
-        return p
+        return write_report(path, rows, fieldnames=list(TileRecord.__dataclass_fields__))
 
 
 def _one_line(err: BaseException) -> str:
@@ -185,25 +174,21 @@ def _reproject_tile(
 def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> str:
     """The same warp as `_reproject_tile` for a whole small tile, without xarray or dask.
 
-    Reads the tile with rasterio, warps it with `warp_array` (the whole-array reference that
-    chunked `pipeline.reproject` equals pixel for pixel) and writes a GeoTIFF laid out as
-    `write_raster` would (tiles, compression, predictor, nodata, tags), checked with
-    `verify_written` (header, CRS, block table; no second decode) before it is published
-    atomically.
+    Reads and warps the tile whole (`pipeline.warp.tile.warp_tile`, equal to chunked
+    `pipeline.reproject` pixel for pixel) and writes it through the staged-output path
+    (`pipeline.io.staged.write_staged`) as a GeoTIFF laid out as `write_raster` would (tiles,
+    compression, predictor, nodata, tags), checked with `verify_written` (header, CRS, block
+    table; no second decode) before it is published atomically.
     """
     import rasterio
 
     from pipeline import grid
-    from pipeline.io.cog import finalize_cog, staging_options
-    from pipeline.io.colorinterp import apply_colorinterp
-    from pipeline.io.colormap import apply_colormap
-    from pipeline.io.write import _fsync, creation_profile, publish, temp_path_for
+    from pipeline.io.metadata import apply_metadata
+    from pipeline.io.staged import CogStep, staging_profile, write_staged
     from pipeline.warp.tile import warp_tile
 
     tile = warp_tile(job.input, opts.dst_crs, opts.warp)
     out, spec = tile.data, tile.spec
-    tags, descriptions = tile.tags, tile.descriptions
-    colormap, colorinterp = tile.colormap, tile.colorinterp
     max_block = int(opts.max_block or config.get("write.max-block"))
     profile: dict[str, Any] = {
         "driver": "GTiff",
@@ -218,44 +203,38 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
         "blockysize": grid.write_block_size((out.shape[1],), max_block=max_block),
         "blockxsize": grid.write_block_size((out.shape[2],), max_block=max_block),
     }
-    if opts.cog:  # staging GeoTIFF -> overviews -> COG copy (pipeline.io.cog)
-        profile.update(creation_profile(out.dtype, creation_options=staging_options()))
-    else:
-        profile.update(creation_profile(out.dtype, creation_options=dict(opts.creation_options)))
-    os.makedirs(os.path.dirname(job.output), exist_ok=True)
-    tmp = temp_path_for(job.output)
-    final = temp_path_for(job.output) if opts.cog else tmp
-    try:
+    # a COG stages a fast GeoTIFF first: overviews -> COG copy (pipeline.io.cog)
+    profile.update(
+        staging_profile(out.dtype, cog=opts.cog, creation_options=dict(opts.creation_options))
+    )
+    warnings: list[str] = []
+
+    def write(tmp: str) -> None:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(out)
-            dst.update_tags(**{k: v for k, v in tags.items() if not k.startswith("STATISTICS_")})
-            for i, text in enumerate(descriptions, start=1):
-                if text:
-                    dst.set_band_description(i, text)
-            apply_colormap(dst, colormap)
-            apply_colorinterp(dst, colorinterp)
-        if opts.cog:
-            finalize_cog(
-                tmp,
-                final,
-                dtype=out.dtype,
-                height=out.shape[1],
-                width=out.shape[2],
-                blocksize=max_block,
-                overview_resampling=opts.overview_resampling,
-                creation_options=dict(opts.creation_options),
-                label=job.output,
-            )
-        _fsync(final)
-        res = verify_written(final, out, crs=opts.dst_crs, nodata=spec.dst_nodata)
+            apply_metadata(dst, tile.metadata)
+
+    def verify(tmp: str) -> None:
+        res = verify_written(tmp, out, crs=opts.dst_crs, nodata=spec.dst_nodata)
         if not res.ok:
             raise RasterInputError(f"{job.input}: output failed verification: {res.problems}")
-        publish(final, job.output, overwrite=overwrite)
-    finally:
-        for leftover in {tmp, final}:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(leftover)
-    return "; ".join(res.warnings)
+        warnings.extend(res.warnings)
+
+    cog = (
+        CogStep(
+            dtype=out.dtype,
+            height=out.shape[1],
+            width=out.shape[2],
+            blocksize=max_block,
+            overview_resampling=opts.overview_resampling,
+            creation_options=dict(opts.creation_options),
+        )
+        if opts.cog
+        else None
+    )
+    os.makedirs(os.path.dirname(job.output), exist_ok=True)
+    write_staged(job.output, write, overwrite=overwrite, cog=cog, verify=verify)
+    return "; ".join(warnings)
 
 
 def process_tile(job: TileJob, opts: TileOptions, scheduler: str | None = "sync") -> TileRecord:

@@ -17,7 +17,7 @@ import click
 @click.option(
     "--report",
     type=click.Path(dir_okay=False),
-    help="Write one row per file: .csv for CSV, otherwise JSON lines.",
+    help="Write one row per file: .csv for CSV, otherwise JSON lines (replaced atomically).",
 )
 @click.pass_context
 def verify(
@@ -28,9 +28,7 @@ def verify(
     Catches truncated files and tiles that were never written (which GDAL reads back as zeros
     without an error). All-nodata files are reported as warnings. Exit 0 when all pass, else 1.
     """
-    import csv
-    import json
-
+    from pipeline.report import write_report
     from pipeline.verify import verify_raster
 
     if crs:
@@ -43,12 +41,5 @@ def verify(
     bad = sum(not r.ok for r in results)
     click.echo(f"{len(results)} file(s): {len(results) - bad} ok, {bad} failed")
     if report:
-        rows = [r.as_record() for r in results]
-        with open(report, "w", encoding="utf-8", newline="") as f:
-            if report.lower().endswith(".csv"):
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
-            else:
-                f.writelines(json.dumps(row) + "\n" for row in rows)
+        write_report(report, [r.as_record() for r in results])
     ctx.exit(1 if bad else 0)

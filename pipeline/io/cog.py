@@ -113,7 +113,7 @@ def cog_options(
     import numpy as np
 
     from pipeline import config
-    from pipeline.io.write import _default_predictor
+    from pipeline.io.profile import default_predictor
 
     extra = {k.upper(): v for k, v in (creation_options or {}).items()}
     compress = str(extra.pop("COMPRESS", None) or compress or config.get("write.compress"))
@@ -123,7 +123,7 @@ def cog_options(
         "BIGTIFF": config.get("write.bigtiff"),
         "NUM_THREADS": max(1, int(threads)),
     }
-    pred = predictor if predictor is not None else _default_predictor(np.dtype(dtype), compress)
+    pred = predictor if predictor is not None else default_predictor(np.dtype(dtype), compress)
     if pred is not None:
         options["PREDICTOR"] = {2: "STANDARD", 3: "FLOATING_POINT"}.get(int(pred), "NO")
     options.update(extra)

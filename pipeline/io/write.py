@@ -2,92 +2,44 @@
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import uuid
 from collections.abc import Callable, Mapping
 from threading import Lock
 from typing import Any
 
 import dask
 import dask.base
-import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from dask.base import tokenize
 
 from pipeline import config, grid
-from pipeline.errors import OutputError, OutputExistsError
-from pipeline.io.colorinterp import COLORINTERP_KEY, write_colorinterp
-from pipeline.io.colormap import COLORMAP_KEY, write_colormap
+from pipeline.io.colorinterp import COLORINTERP_KEY
+from pipeline.io.colormap import COLORMAP_KEY
 from pipeline.io.locks import write_lock
+from pipeline.io.metadata import RasterMetadata, write_metadata
 from pipeline.io.preflight import ensure_cluster_ready
+from pipeline.io.profile import creation_profile, output_driver
+from pipeline.io.staged import (
+    TEMP_SUFFIX,
+    CogStep,
+    check_output_path,
+    publish,
+    staging_profile,
+    temp_path_for,
+    write_staged,
+)
 
-#: Suffix of the temporary files written next to the destination; a crashed run's leftovers
-#: carry it and can be removed safely.
-TEMP_SUFFIX = ".pipeline-tmp"
-
-
-def temp_path_for(path: str) -> str:
-    """A unique, hidden temporary name in the destination's folder (same filesystem)."""
-    folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
-
-
-def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> str:
-    """Validate that ``path`` can be written; return it as an absolute path.
-
-    Raises `OutputExistsError` when it exists and ``overwrite`` is false, and `OutputError` when
-    it is a directory or its folder is missing or not writable.
-    """
-    p = os.path.abspath(os.fspath(path))
-    folder = os.path.dirname(p)
-    if os.path.isdir(p):
-        raise OutputError(f"{p}: is a directory; give a file name for the output")
-    if os.path.lexists(p) and not overwrite:
-        raise OutputExistsError(
-            f"{p}: output exists; pass overwrite=True (--overwrite) to replace it"
-        )
-    if not os.path.isdir(folder):
-        raise OutputError(f"{p}: output folder {folder!r} does not exist")
-    probe = temp_path_for(p)
-    try:
-        with open(probe, "wb"):
-            pass
-    except OSError as err:
-        raise OutputError(f"{p}: output folder is not writable ({err.strerror})") from err
-    os.unlink(probe)
-    return p
-
-
-def _default_predictor(dtype: np.dtype[Any], compress: str | None) -> int | None:
-    if not compress or compress.lower() not in {"deflate", "lzw", "zstd", "lzma"}:
-        return None
-    if dtype.kind == "f" and dtype.itemsize in (2, 4, 8):
-        return 3
-    if dtype.kind in "iu":
-        return 2
-    return None
-
-
-def creation_profile(
-    dtype: np.dtype[Any],
-    *,
-    compress: str | None = None,
-    predictor: int | None = None,
-    creation_options: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """GeoTIFF creation options every output gets: compression, a predictor suited to the
-    dtype, ``BIGTIFF`` (from ``pipeline.write.*``) and the caller's extra options."""
-    extra = {k.upper(): v for k, v in (creation_options or {}).items()}
-    compress = str(extra.pop("COMPRESS", None) or compress or config.get("write.compress"))
-    options: dict[str, Any] = {"COMPRESS": compress, "BIGTIFF": config.get("write.bigtiff")}
-    options.update(extra)
-    pred = predictor if predictor is not None else _default_predictor(dtype, compress)
-    if pred is not None:
-        options.setdefault("PREDICTOR", pred)
-    return options
+#: Also importable from here, where they used to live.
+__all__ = [
+    "TEMP_SUFFIX",
+    "check_output_path",
+    "creation_profile",
+    "output_driver",
+    "publish",
+    "temp_path_for",
+    "write_raster",
+]
 
 
 def _block_aligned(da: xr.DataArray, max_block: int) -> tuple[xr.DataArray, int, int]:
@@ -142,35 +94,6 @@ def _compute(delayed: Any, *, progress: bool, scheduler: str | None, client: Any
 def _written(block: Any) -> Any:
     """Identity on the (empty) result of storing one chunk; gives the fused task its name."""
     return block
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def publish(tmp: str, dst: str, *, overwrite: bool) -> None:
-    """Move the finished temporary file onto ``dst`` atomically."""
-    if overwrite:
-        os.replace(tmp, dst)
-        return
-    try:
-        os.link(tmp, dst)  # atomic and refuses to clobber a file created meanwhile
-    except FileExistsError as err:
-        raise OutputExistsError(f"{dst}: output appeared while writing; left untouched") from err
-    except OSError as err:
-        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
-            raise
-        if os.path.lexists(dst):
-            raise OutputExistsError(
-                f"{dst}: output appeared while writing; left untouched"
-            ) from err
-        os.replace(tmp, dst)
-        return
-    os.unlink(tmp)
 
 
 def write_raster(
@@ -238,7 +161,8 @@ def write_raster(
     Notes
     -----
     Data is written under a unique hidden temporary name in the destination folder with the
-    driver set explicitly, synced, and moved onto ``path`` only after every chunk succeeded.
+    driver set explicitly, synced, and moved onto ``path`` only after every chunk succeeded
+    (`pipeline.io.staged.write_staged`, the path batch mode's tiles take too).
     On any failure (including Ctrl-C) the temporary file is removed and an existing output is
     left untouched. On a distributed cluster, worker package versions and the visibility of the
     output folder from every worker are checked first (once per client and folder).
@@ -266,17 +190,18 @@ def write_raster(
         da = da.chunk()
     block = int(max_block or config.get("write.max-block"))
     da, by, bx = _block_aligned(da, block)
-    if cog:
-        from pipeline.io.cog import staging_options
+    options = staging_profile(
+        da.dtype,
+        cog=cog,
+        compress=compress,
+        predictor=predictor,
+        creation_options=creation_options,
+    )
+    metadata = RasterMetadata(  # tags and band descriptions: rioxarray writes them
+        colormap=da.encoding.get(COLORMAP_KEY), colorinterp=da.encoding.get(COLORINTERP_KEY)
+    )
 
-        options = creation_profile(da.dtype, creation_options=staging_options())
-    else:
-        options = creation_profile(
-            da.dtype, compress=compress, predictor=predictor, creation_options=creation_options
-        )
-    tmp = temp_path_for(dst)
-    final = temp_path_for(dst) if cog else tmp
-    try:
+    def write(tmp: str) -> None:
         stored = da.rio.to_raster(
             tmp,
             driver="GTiff",
@@ -297,44 +222,23 @@ def write_raster(
             dtype=stored.dtype,
         )
         _compute(named, progress=progress, scheduler=scheduler, client=client)
-        write_colormap(tmp, da.encoding.get(COLORMAP_KEY), int(da.shape[0]), da.dtype)
-        write_colorinterp(tmp, da.encoding.get(COLORINTERP_KEY), int(da.shape[0]))
-        if cog:
-            from pipeline.io.cog import finalize_cog
-            from pipeline.malloc import reuse_freed_memory
+        write_metadata(tmp, metadata, count=int(da.shape[0]), dtype=da.dtype)
 
-            with reuse_freed_memory():
-                finalize_cog(
-                    tmp,
-                    final,
-                    dtype=da.dtype,
-                    height=da.shape[1],
-                    width=da.shape[2],
-                    blocksize=block,
-                    overview_resampling=overview_resampling,
-                    compress=compress,
-                    predictor=predictor,
-                    creation_options=creation_options,
-                    threads=1 if scheduler == "sync" else _local_threads(),
-                    label=dst,
-                )
-        _fsync(final)
-        if before_publish is not None:
-            before_publish(final)
-        publish(final, dst, overwrite=overwrite)
-    finally:
-        for leftover in {tmp, final}:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(leftover)
-    return dst
-
-
-def output_driver(driver: str) -> str:
-    """``"GTiff"`` or ``"COG"`` for ``driver`` in any case; anything else is an `OutputError`."""
-    names = {"GTIFF": "GTiff", "COG": "COG"}
-    if driver.upper() not in names:
-        raise OutputError(f"unsupported output driver {driver!r}; use 'GTiff' or 'COG'")
-    return names[driver.upper()]
+    step: CogStep | None = None
+    if cog:
+        step = CogStep(
+            dtype=da.dtype,
+            height=da.shape[1],
+            width=da.shape[2],
+            blocksize=block,
+            overview_resampling=overview_resampling,
+            compress=compress,
+            predictor=predictor,
+            creation_options=creation_options,
+            threads=1 if scheduler == "sync" else _local_threads(),
+            reuse_freed_memory=True,
+        )
+    return write_staged(dst, write, overwrite=overwrite, cog=step, verify=before_publish)
 
 
 def _local_threads() -> int:

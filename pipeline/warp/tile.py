@@ -19,6 +19,7 @@ from rasterio.errors import RasterioError
 from pipeline.errors import CRSInputError, RasterInputError
 from pipeline.io.colorinterp import read_colorinterp
 from pipeline.io.colormap import read_colormap
+from pipeline.io.metadata import RasterMetadata
 from pipeline.io.open import FileSource, check_input_file, overview_shapes, read_source_window
 from pipeline.warp.engine import warp_window
 from pipeline.warp.grid import GridSpec, Window
@@ -62,21 +63,13 @@ class WarpedTile:
         ``(band, rows, cols)`` on ``spec.dst``, in the source dtype.
     spec : WarpSpec
         The warp that made it (of the overview read, if one was).
-    tags : dict
-        The source's dataset tags.
-    descriptions : tuple
-        Band descriptions (None where unset).
-    colormap, colorinterp
-        The source's colour table and colour interpretation (`pipeline.io.colormap`,
-        `pipeline.io.colorinterp`), or None.
+    metadata : RasterMetadata
+        The source's tags, band descriptions, colour table and colour interpretation.
     """
 
     data: np.ndarray
     spec: WarpSpec
-    tags: dict[str, str] = field(default_factory=dict)
-    descriptions: tuple[str | None, ...] = ()
-    colormap: Any = None
-    colorinterp: Any = None
+    metadata: RasterMetadata = field(default_factory=RasterMetadata)
 
 
 def _read_all(ds: Any, path: str) -> np.ndarray:
@@ -116,14 +109,13 @@ def warp_tile(
             spec = make_spec(
                 src, np.dtype(ds.dtypes[0]), ds.count, ds.nodata, dst_crs, options, source=src_path
             )
-            tile = WarpedTile(
-                np.empty(0),
-                spec,
+            metadata = RasterMetadata(
                 tags=ds.tags(),
                 descriptions=tuple(ds.descriptions),
                 colormap=read_colormap(ds),
                 colorinterp=read_colorinterp(ds),
             )
+            tile = WarpedTile(np.empty(0), spec, metadata)
             shapes = overview_shapes(src_path) if overviews and ds.overviews(1) else []
             level = overview_level_for(spec, src.width, [w for _, w in shapes])
             data = _read_all(ds, src_path) if level is None else None
