@@ -5,11 +5,12 @@ distributed gives the worker processes it spawns ``MALLOC_TRIM_THRESHOLD_`` (its
 that variable at start-up only, so thread workers of a LocalCluster in this process never get
 it: `trim_freed_memory` applies the same setting with ``mallopt``. Without it glibc raises its
 mmap threshold after every large ``free`` and keeps freed chunk and block-cache buffers in the
-heap: the peak memory of a 16384^2 x 3 reprojection crept up by ~60 MB during the run (493 vs
-437 MiB), and grew by 11% instead of 5% from 8192^2.
+heap, and the peak memory of a large reprojection creeps up during the run
+(benchmarks/RESULTS.md has the figures).
 
-The price is page faults for buffers above the mmap threshold: ~3% of a reprojection, but ~10%
-of the overview and COG-copy steps, where GDAL churns through its block cache. Those steps run
+The price is page faults for buffers above the mmap threshold: a few percent of a
+reprojection, more in the overview and COG-copy steps, where GDAL churns through its block
+cache. Those steps run
 in the client alone, after the dask work, so `reuse_freed_memory` lifts the threshold for them.
 """
 
