@@ -22,7 +22,7 @@ from pipeline.errors import OutputError, OutputExistsError
 from pipeline.io.colorinterp import COLORINTERP_KEY, write_colorinterp
 from pipeline.io.colormap import COLORMAP_KEY, write_colormap
 from pipeline.io.locks import write_lock
-from pipeline.io.preflight import ensure_cluster_ready
+from pipeline.preflight import ensure_cluster_ready
 
 #: Suffix of the temporary files written next to the destination; a crashed run's leftovers
 #: carry it and can be removed safely.
