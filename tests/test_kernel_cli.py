@@ -10,7 +10,7 @@ import rasterio
 from click.testing import CliRunner
 
 import pipeline
-import pipeline.cli.compute
+import pipeline.cli.options
 from pipeline.cli import cli
 from pipeline.cli.kernels import kernels
 from pipeline.kernels import registry
@@ -34,7 +34,7 @@ def no_cluster(monkeypatch):
     def refuse(options):
         raise AssertionError("a cluster was started before the arguments were validated")
 
-    monkeypatch.setattr(pipeline.cli.compute, "connect_from_options", refuse)
+    monkeypatch.setattr(pipeline.cli.options, "connect_from_options", refuse)
 
 
 def test_kernels_lists_every_kernel_with_parameters_and_defaults() -> None:

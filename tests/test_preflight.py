@@ -47,7 +47,7 @@ def test_matching_versions_pass() -> None:
 
 
 def test_distributed_version_mismatch_is_a_cluster_error() -> None:
-    with pytest.raises(ClusterError, match="version mismatch: .*numpy"):
+    with pytest.raises(ClusterError, match=r"version mismatch: .*numpy"):
         check_versions(FakeClient(mismatch="Mismatched versions found\n numpy 1 vs 2"))
 
 
