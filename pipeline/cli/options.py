@@ -100,7 +100,9 @@ def execution(opts: dict[str, Any], nbytes: int, *, progress: bool) -> Iterator[
             return
         from dask.diagnostics import ProgressBar
 
-        with ProgressBar():
+        # Redrawn every 20 ms, not dask's 100 ms: the bar's thread is joined when the compute
+        # ends, which otherwise cost a small job up to 0.1 s (79 ms measured, byte.tif).
+        with ProgressBar(dt=0.02):
             yield {"scheduler": scheduler}
 
 
