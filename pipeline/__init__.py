@@ -6,8 +6,8 @@ Layering (lower layers never import higher ones; nothing imports ``cli``)::
       -> io.open (block-aligned lazy read)
       -> kernels, apply (lazy compute)
       -> warp (package: grid maths, spec, GDAL engine, overviews, tile, graph, reproject)
-      -> io.write (locked, atomic write)
-      -> cluster (where it runs), demo
+      -> io.write (locked, atomic write; calls preflight's checks when a cluster runs it)
+      -> cluster, preflight (where it runs: LocalCluster, remote, or in this process), demo
       -> cli (click front end)
 
 The public names below are imported on first use (PEP 562), so ``pipeline --help`` does not pay

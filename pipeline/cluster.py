@@ -5,26 +5,28 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.config
 import dask.system
-from distributed import Client, WorkerPlugin
-from distributed.system import MEMORY_LIMIT
 
 from pipeline import config
-from pipeline.cluster_config import flatten, load_cluster_config, start_configured_cluster
 from pipeline.errors import ClusterError
-from pipeline.io.gdal_env import GDALEnvPlugin, describe, worker_env
+from pipeline.io.gdal_env import describe, worker_env
 from pipeline.malloc import trim_freed_memory
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+# distributed (and with a dashboard, bokeh: ~3 s together) is imported by the functions that
+# start or reach a cluster, not here: `run_here` and `local_sizing` work without it.
 
 #: Memory kept back for the OS and the client when sizing a LocalCluster.
 _RESERVED_FRACTION = 0.1
@@ -67,8 +69,12 @@ def local_sizing(
     ``processes=True`` there is one single-threaded worker per core unless memory would give a
     worker less than 2 GiB.
     """
+    if not memory:
+        from distributed.system import MEMORY_LIMIT
+
+        memory = MEMORY_LIMIT
     cpus = max(1, cpu_count or dask.system.CPU_COUNT)
-    usable = int((memory or MEMORY_LIMIT) * (1 - _RESERVED_FRACTION))
+    usable = int(memory * (1 - _RESERVED_FRACTION))
     if processes:
         workers = n_workers or max(1, min(cpus, usable // _MIN_WORKER_MEMORY))
     else:
@@ -91,24 +97,6 @@ def is_loopback(address: str) -> bool:
 def _say(quiet: bool, text: str) -> None:
     if not quiet:
         print(text, file=sys.stderr)
-
-
-class IgnoreCtrlC(WorkerPlugin):
-    """Worker processes of a LocalCluster we start ignore Ctrl-C (SIGINT).
-
-    A terminal's Ctrl-C reaches the whole process group. The client handles it and closes
-    the cluster, which stops its worker processes; left to Python's default handler, each
-    worker process would also print a ``KeyboardInterrupt`` traceback. Applies in worker
-    processes only (never in the client's own process) and again in restarted ones.
-    """
-
-    name = "pipeline-ignore-sigint"
-
-    def setup(self, worker: Any) -> None:
-        if multiprocessing.parent_process() is None:
-            return  # thread workers: this is the user's process
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
@@ -138,6 +126,10 @@ def _start_local(
     env: dict[str, str],
     quiet: bool,
 ) -> Client:
+    from distributed import Client
+
+    from pipeline.worker_plugins import IgnoreCtrlC
+
     sizing = local_sizing(
         n_workers=n_workers,
         threads_per_worker=threads_per_worker,
@@ -204,7 +196,44 @@ def _quiet_loop() -> dict[str, Any]:
     return settings
 
 
+@contextlib.contextmanager
+def run_here(
+    *, threads: int | None = None, gdal_env: dict[str, str] | None = None, quiet: bool = False
+) -> Iterator[Callable[..., Any]]:
+    """Run dask work in this process on dask's threaded scheduler: no cluster, no dashboard.
+
+    For jobs too small to repay starting a LocalCluster (importing distributed and bokeh and
+    starting a scheduler take seconds). This process gets what thread workers of a LocalCluster
+    get: the GDAL/PROJ environment (``pipeline.gdal-env`` plus ``gdal_env``) and glibc's trim
+    threshold (distributed's ``distributed.nanny.pre-spawn-environ`` value, 65536 by default).
+    Within the block dask's threaded scheduler is the default one and uses ``threads``
+    threads (default: ``dask.system.CPU_COUNT``, which honours CPU quotas).
+
+    Yields
+    ------
+    callable
+        ``dask.threaded.get``, to pass as ``scheduler=``: a callable, unlike the name
+        ``"threads"``, does not make dask import distributed to look for a client (~1.3 s).
+    """
+    import dask.threaded
+
+    env = worker_env(gdal_env)
+    trim = env.get(
+        "MALLOC_TRIM_THRESHOLD_",
+        dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_", 65536),
+    )
+    trim_freed_memory(trim)
+    os.environ.update(env)
+    n = max(1, threads or dask.system.CPU_COUNT)
+    _say(quiet, f"In this process: {n} thread(s), no cluster and no dashboard (small job)")
+    _say(quiet, f"GDAL settings: {describe(env)}")
+    with dask.config.set({"scheduler": dask.threaded.get, "num_workers": n}):
+        yield dask.threaded.get
+
+
 def _connect_remote(address: str, *, insecure: bool, timeout: float | None) -> Client:
+    from distributed import Client
+
     scheme = urllib.parse.urlsplit(address).scheme
     if scheme not in ("tcp", "tls"):
         raise ClusterError(f"scheduler address {address!r} must start with tcp:// or tls://")
@@ -262,6 +291,9 @@ def connect(
     distributed.Client
         Usable as a context manager; closing it closes any cluster `connect` started.
     """
+    from pipeline.cluster_config import flatten, load_cluster_config, start_configured_cluster
+    from pipeline.worker_plugins import GDALEnvPlugin
+
     env = worker_env(gdal_env)
     local_opts: dict[str, Any] = {}
     if target is not None and "://" not in str(target):  # a cluster-config file

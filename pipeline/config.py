@@ -29,15 +29,32 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+#: libyaml's safe loader when PyYAML has it (~4x faster than the pure-Python one).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _load(name: str) -> dict[str, Any]:
     with open(_HERE / name, encoding="utf-8") as f:
-        data: dict[str, Any] = yaml.safe_load(f)
+        data: dict[str, Any] = yaml.load(f, Loader=_LOADER)
     return data
 
 
 defaults = _load("pipeline.yaml")
-schema = _load("pipeline-schema.yaml")
 dask.config.update_defaults(defaults)
+
+
+def _schema() -> dict[str, Any]:
+    """``pipeline-schema.yaml``, read on first use: only `validate` and the tests need it."""
+    if "schema" not in globals():
+        globals()["schema"] = _load("pipeline-schema.yaml")
+    data: dict[str, Any] = globals()["schema"]
+    return data
+
+
+def __getattr__(name: str) -> Any:
+    if name == "schema":
+        return _schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get(key: str) -> Any:
@@ -87,4 +104,4 @@ def validate(data: Mapping[str, Any], source: str = "config") -> None:
                 walk(value, sub, dotted)
 
     if "pipeline" in data:
-        walk(data["pipeline"], schema["pipeline"], "pipeline")
+        walk(data["pipeline"], _schema()["pipeline"], "pipeline")

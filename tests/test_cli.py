@@ -228,3 +228,26 @@ def test_demo_sample_is_deterministic(tmp_path) -> None:
     b = write_synthetic_raster(tmp_path / "b.tif", height=64, width=64, block=None)
     with rasterio.open(a) as x, rasterio.open(b) as y:
         np.testing.assert_array_equal(x.read(), y.read())
+
+
+def test_small_job_runs_in_process_without_distributed(shared_data, tmp_path) -> None:
+    """No cluster option and a small raster: no cluster, distributed never imported, and the
+    GDAL settings still applied (in this process)."""
+    dst = tmp_path / "out.tif"
+    code = (
+        "import os, sys\n"
+        "from pipeline.cli import cli\n"
+        f"cli.main(['reproject', {str(shared_data / 'byte.tif')!r}, {str(dst)!r}, "
+        "'--dst-crs', 'EPSG:3857', '--no-progress'], standalone_mode=False)\n"
+        "print('distributed' in sys.modules, os.environ.get('GDAL_NUM_THREADS'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GDAL_NUM_THREADS"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "False 1"
+    assert "no cluster" in proc.stderr and "dashboard:" not in proc.stderr.lower()
+    assert "GDAL_NUM_THREADS=1" in proc.stderr
+    with rasterio.open(dst) as out:
+        assert out.crs == rasterio.crs.CRS.from_epsg(3857)

@@ -14,7 +14,7 @@ import rasterio
 
 import pipeline
 from pipeline.errors import ClusterError
-from pipeline.io.preflight import check_folder_visible
+from pipeline.preflight import check_folder_visible
 from tests.procs import dask_command, stop_processes, wait_for_scheduler_file
 
 pytestmark = pytest.mark.cluster

@@ -10,6 +10,7 @@ import rasterio
 
 import pipeline
 import pipeline.cli.compute
+import pipeline.cli.options
 from pipeline.kernels import registry
 from pipeline.kernels.testing import synthetic_dem
 from pipeline.testing import write_synthetic_raster
@@ -33,7 +34,7 @@ def no_cluster(monkeypatch):
     def refuse(options):
         raise AssertionError("a cluster was started before the arguments were validated")
 
-    monkeypatch.setattr(pipeline.cli.compute, "connect_from_options", refuse)
+    monkeypatch.setattr(pipeline.cli.options, "connect_from_options", refuse)
 
 
 def test_kernels_lists_every_kernel_with_parameters_and_defaults() -> None:

@@ -9,8 +9,8 @@ import click
 
 from pipeline.cli.options import (
     cluster_options,
-    connect_from_options,
     echo_written,
+    execution,
     output_options,
     overwrite_opt,
     param_opt,
@@ -66,9 +66,10 @@ def compute(
     result = apply_kernel(da, spec, **parse_param_strings(spec, params))
     check_output_path(output_path, overwrite=overwrite)
     write_kw = write_options(output_format, creation_options, overview_resampling)
-    with connect_from_options(cluster):
+    nbytes = max(da.nbytes, result.nbytes)
+    with execution(cluster, nbytes, progress=progress) as run_kw:
         start = time.perf_counter()
-        out = write_raster(result, output_path, overwrite=overwrite, progress=progress, **write_kw)
+        out = write_raster(result, output_path, overwrite=overwrite, **run_kw, **write_kw)
         seconds = time.perf_counter() - start
     mpix = da.sizes["y"] * da.sizes["x"] / 1e6
     echo_written(out, write_kw)

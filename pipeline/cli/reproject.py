@@ -9,9 +9,9 @@ import click
 
 from pipeline.cli.options import (
     cluster_options,
-    connect_from_options,
     echo_written,
     error_threshold_opt,
+    execution,
     output_options,
     overwrite_opt,
     param_opt,
@@ -131,7 +131,6 @@ def reproject(
     """
     import dask.config
 
-    from pipeline.apply import apply_kernel
     from pipeline.io.open import open_raster
     from pipeline.io.write import check_output_path, write_raster
     from pipeline.warp.grid import parse_crs
@@ -143,7 +142,8 @@ def reproject(
     # the few MiB of source under its footprint, so memory does not grow with the input.
     with dask.config.set({"pipeline.open.chunk-bytes": SOURCE_CHUNK_BYTES}):
         da = open_raster(input_path)
-    if kernel_name:
+    if kernel_name:  # numba and the kernels are imported only for this
+        from pipeline.apply import apply_kernel
         from pipeline.kernels import get_kernel, parse_param_strings
 
         spec = get_kernel(kernel_name)
@@ -164,9 +164,10 @@ def reproject(
     )
     check_output_path(output_path, overwrite=overwrite)
     write_kw = write_options(output_format, creation_options, overview_resampling)
-    with connect_from_options(cluster):
+    nbytes = max(da.nbytes, result.nbytes)
+    with execution(cluster, nbytes, progress=progress) as run_kw:
         start = time.perf_counter()
-        out = write_raster(result, output_path, overwrite=overwrite, progress=progress, **write_kw)
+        out = write_raster(result, output_path, overwrite=overwrite, **run_kw, **write_kw)
         seconds = time.perf_counter() - start
     height, width = result.sizes["y"], result.sizes["x"]
     echo_written(out, write_kw)

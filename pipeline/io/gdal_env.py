@@ -1,4 +1,8 @@
-"""GDAL/PROJ environment for workers: defaults from config, a worker plugin, redaction."""
+"""GDAL/PROJ environment for workers (or this process): defaults from config, redaction.
+
+The worker plugin that applies it on a cluster is `pipeline.worker_plugins.GDALEnvPlugin`;
+this module imports without distributed.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,6 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any
-
-from distributed.diagnostics.plugin import WorkerPlugin
 
 from pipeline import config
 
@@ -45,21 +47,3 @@ def current_settings(names: list[str]) -> dict[str, str | None]:
     for name in names:
         out[name] = str(active[name]) if name in active else os.environ.get(name)
     return out
-
-
-class GDALEnvPlugin(WorkerPlugin):
-    """Sets the GDAL/PROJ environment on every worker, including workers that join or restart.
-
-    Settings read once by GDAL (``GDAL_CACHEMAX``) must also be in the environment before the
-    worker process starts; `pipeline.connect` does that with the nanny's pre-spawn environment
-    (local and jobqueue workers) and this plugin covers everything else.
-    """
-
-    name = "pipeline-gdal-env"
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = dict(env)
-
-    def setup(self, worker: Any) -> None:
-        """Export the settings in the worker process."""
-        os.environ.update(self.env)

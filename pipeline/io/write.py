@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from threading import Lock
-from typing import Any
+from typing import Any, Union
 
 import dask
 import dask.base
@@ -18,7 +19,6 @@ from pipeline.io.colorinterp import COLORINTERP_KEY
 from pipeline.io.colormap import COLORMAP_KEY
 from pipeline.io.locks import write_lock
 from pipeline.io.metadata import RasterMetadata, write_metadata
-from pipeline.io.preflight import ensure_cluster_ready
 from pipeline.io.profile import creation_profile, output_driver
 from pipeline.io.staged import (
     TEMP_SUFFIX,
@@ -29,6 +29,10 @@ from pipeline.io.staged import (
     temp_path_for,
     write_staged,
 )
+from pipeline.preflight import ensure_cluster_ready
+
+#: A local dask scheduler: a name ("sync", "threads") or a get function; None: the active one.
+Scheduler = Union[str, Callable[..., Any], None]  # noqa: UP007
 
 #: Also importable from here, where they used to live.
 __all__ = [
@@ -61,16 +65,16 @@ def _block_aligned(da: xr.DataArray, max_block: int) -> tuple[xr.DataArray, int,
 
 def _active_client() -> Any:
     """The distributed client dask would use right now, or None."""
+    if "distributed" not in sys.modules:  # no client can exist: do not pay for the import
+        return None
     scheduler = dask.base.get_scheduler()
     owner = getattr(scheduler, "__self__", None)
-    try:
-        from distributed import Client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return None
+    from distributed import Client
+
     return owner if isinstance(owner, Client) else None
 
 
-def _compute(delayed: Any, *, progress: bool, scheduler: str | None, client: Any) -> None:
+def _compute(delayed: Any, *, progress: bool, scheduler: Scheduler, client: Any) -> None:
     if scheduler is not None:
         dask.compute(delayed, scheduler=scheduler)
         return
@@ -107,7 +111,7 @@ def write_raster(
     creation_options: Mapping[str, Any] | None = None,
     lock: Any = None,
     progress: bool = False,
-    scheduler: str | None = None,
+    scheduler: Scheduler = None,
     before_publish: Callable[[str], None] | None = None,
     driver: str = "GTiff",
     overview_resampling: str | None = None,
@@ -138,9 +142,10 @@ def write_raster(
         Default: a lock matched to the active scheduler (``distributed.Lock`` on a cluster).
     progress : bool, default False
         Show a progress bar while computing.
-    scheduler : str, optional
-        Compute with this local dask scheduler (``"sync"``, ``"threads"``) instead of the active
-        one, e.g. inside a task already running on a worker.
+    scheduler : str or callable, optional
+        Compute with this local dask scheduler (``"sync"``, ``"threads"``, or a get function
+        such as ``dask.threaded.get``) instead of the active one, e.g. inside a task already
+        running on a worker.
     before_publish : callable, optional
         Called with the finished temporary file's path; raising aborts the write (the temporary
         file is removed and nothing appears at ``path``). Batch mode verifies tiles here.

@@ -1,4 +1,8 @@
-"""Checks made before work is submitted to a distributed cluster: versions and shared folders."""
+"""Checks made before work is submitted to a distributed cluster: versions and shared folders.
+
+Cluster code: it lives beside `pipeline.cluster`; `pipeline.io.write` calls `ensure_cluster_ready`
+when a distributed client runs the write. Imports without distributed.
+"""
 
 from __future__ import annotations
 
