@@ -6,17 +6,23 @@ output creation options (tiled 512, deflate, predictor 2):
 (a) anchor: a spawn ``ProcessPoolExecutor``, one stateless task per tile that opens the tile,
     reprojects it band by band with ``rasterio.warp.reproject`` (bilinear, EPSG:3857), writes a
     ``.tmp`` file and renames it, logging with ``as_completed`` (the seed guide's script);
-(b) ``pipeline.run_batch`` on a LocalCluster of 1 worker x N threads (its defaults: exact
-    transformer, global kernel scale, verification of every output before it is published);
-(c) with ``--error-threshold ET`` > 0 only: (b) again with ``error_threshold=ET`` (gdalwarp's
-    ``-et``; 0.125 is GDAL's default, as the anchor uses), printed next to (a) and (b).
+(b) ``pipeline.run_batch`` on a LocalCluster of 1 worker x N threads with its defaults: GDAL's
+    approximate transformer with its 0.125-pixel error threshold, as the anchor's
+    ``rasterio.warp.reproject`` (chunk-invariant: a tile equals ``pipeline.reproject`` of it),
+    global kernel scale, verification of every output before it is published;
+(c) with ``--exact`` only: (b) with ``error_threshold=0``, the exact transformer (slower).
+
+Each is run on the first 256 and on all 1,024 tiles (``--tiles``). Target (issue 15): (b) >=
+1.3x the anchor's tiles/s on 1,024 tiles; the ratio on 256 tiles is printed too. Also printed:
+the total output size of (b) against the anchor's (target <= 1.05x) and whether (b)'s outputs
+are pixel-identical to the anchor's (same grid and values, tile by tile).
 
 Then the scale run: 20,000 tiny tiles through ``run_batch`` on a process LocalCluster; prints
 the client's peak RSS (target < 1 GB) and the per-tile scheduling overhead, i.e. wall time
 minus task time divided over the worker threads, per tile (target < 2 ms).
 
-    uv run python benchmarks/bench_batch.py [--tiles 256] [--size 512] [--workers 2]
-        [--tiny 20000] [--workdir DIR] [--error-threshold 0.125]
+    uv run python benchmarks/bench_batch.py [--tiles 256 1024] [--size 512] [--workers 2]
+        [--tiny 20000] [--workdir DIR] [--exact]
 
 Each approach runs in its own subprocess so peak memory and imports are its own.
 """
@@ -115,7 +121,7 @@ def run_anchor(inp: str, out: str, workers: int) -> dict[str, Any]:
 
 
 def run_pipeline(
-    inp: str, out: str, workers: int, processes: bool, error_threshold: float = 0.0
+    inp: str, out: str, workers: int, processes: bool, error_threshold: float = 0.125
 ) -> dict[str, Any]:
     """(b)/(c) pipeline.run_batch on a LocalCluster (threads unless ``processes``)."""
     import resource
@@ -157,18 +163,45 @@ def _subprocess(kind: str, *args: str) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def compare_outputs(anchor: str, ours: str) -> dict[str, Any]:
+    """Total sizes of two output folders and how many same-named tiles are pixel-identical."""
+    import numpy as np
+    import rasterio
+
+    names = sorted(os.listdir(anchor))
+    sizes = [
+        sum(os.path.getsize(os.path.join(d, n)) for n in os.listdir(d)) for d in (anchor, ours)
+    ]
+    identical = differing_pixels = missing = 0
+    for name in names:
+        path = os.path.join(ours, name)
+        if not os.path.exists(path):
+            missing += 1
+            continue
+        with rasterio.open(os.path.join(anchor, name)) as a, rasterio.open(path) as b:
+            same_grid = a.shape == b.shape and a.transform == b.transform and a.crs == b.crs
+            if same_grid:
+                diff = int(np.count_nonzero(a.read() != b.read()))
+                differing_pixels += diff
+                identical += diff == 0
+    return {
+        "size_ratio": sizes[1] / sizes[0],
+        "identical": identical,
+        "tiles": len(names),
+        "missing": missing,
+        "differing": differing_pixels,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tiles", type=int, default=256)
+    ap.add_argument("--tiles", type=int, nargs="+", default=[256, 1024])
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--tiny", type=int, default=20000, help="0 skips the scale run")
     ap.add_argument("--workdir")
     ap.add_argument(
-        "--error-threshold",
-        type=float,
-        default=0.0,
-        help="also run pipeline with this error_threshold (gdalwarp -et; 0: exact run only)",
+        "--exact", action="store_true", help="also run pipeline with --et 0 (exact transformer)"
     )
     ap.add_argument("--run", nargs="+", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -177,33 +210,53 @@ def main() -> None:
         if kind == "anchor":
             res = run_anchor(rest[0], rest[1], int(rest[2]))
         else:
-            et = float(rest[3]) if len(rest) > 3 else 0.0
+            et = float(rest[3]) if len(rest) > 3 else 0.125
             res = run_pipeline(rest[0], rest[1], int(rest[2]), kind == "pipeline-processes", et)
         print(json.dumps(res))
         return
     work = a.workdir or tempfile.mkdtemp(prefix="bench-batch-")
-    inp = os.path.join(work, "tiles")
-    if not os.path.isdir(inp):
-        _make_tiles(inp, a.tiles, a.size, 3)
-    print(
-        f"{a.tiles} tiles of {a.size}x{a.size}x3 uint8 -> {DST} bilinear, "
-        f"{a.workers} workers, outputs tiled 512 deflate predictor 2"
-    )
-    runs = [("anchor", "anchor", 0.0), ("pipeline", "pipeline", 0.0)]
-    if a.error_threshold > 0:
-        runs.append((f"pipeline --et {a.error_threshold:g}", "pipeline", a.error_threshold))
-    rates = {}
-    for label, kind, et in runs:
-        out = os.path.join(work, f"out-{label.replace(' ', '').replace('--', '-')}")
-        shutil.rmtree(out, ignore_errors=True)
-        res = _subprocess(kind, inp, out, str(a.workers), repr(et))
-        rates[label] = res["tiles"] / res["seconds"]
-        print(f"  {label:22s} {res['seconds']:7.2f} s  {rates[label]:6.1f} tiles/s")
-    for label, _, _ in runs[1:]:
-        ratio = rates[label] / rates["anchor"]
+    most = max(a.tiles)
+    every = os.path.join(work, f"tiles-{a.size}")
+    if len(os.listdir(every) if os.path.isdir(every) else []) < most:
+        _make_tiles(every, most, a.size, 3)
+    runs = [("anchor", "anchor", 0.125), ("pipeline", "pipeline", 0.125)]
+    if a.exact:
+        runs.append(("pipeline --et 0", "pipeline", 0.0))
+    ratios: dict[int, float] = {}
+    for n in sorted(a.tiles):
+        inp = os.path.join(work, f"tiles-{a.size}-{n}")
+        if not os.path.isdir(inp):  # the first n tiles, hard-linked
+            os.makedirs(inp)
+            for name in sorted(os.listdir(every))[:n]:
+                os.link(os.path.join(every, name), os.path.join(inp, name))
         print(
-            f"  ratio {label}/anchor tiles/s: {ratio:.2f}x (target >= 1.5x: "
-            f"{'PASS' if ratio >= 1.5 else 'FAIL'})"
+            f"{n} tiles of {a.size}x{a.size}x3 uint8 -> {DST} bilinear, "
+            f"{a.workers} workers, outputs tiled 512 deflate predictor 2"
+        )
+        rates, outs = {}, {}
+        for label, kind, et in runs:
+            out = outs[label] = os.path.join(work, f"out-{n}-{label.replace(' ', '')}")
+            shutil.rmtree(out, ignore_errors=True)
+            res = _subprocess(kind, inp, out, str(a.workers), repr(et))
+            rates[label] = res["tiles"] / res["seconds"]
+            print(f"  {label:22s} {res['seconds']:7.2f} s  {rates[label]:6.1f} tiles/s")
+        for label, _, _ in runs[1:]:
+            ratio = rates[label] / rates["anchor"]
+            if label == "pipeline":
+                ratios[n] = ratio
+            cmp = compare_outputs(outs["anchor"], outs[label])
+            print(
+                f"  {label}/anchor: {ratio:.2f}x tiles/s; output size {cmp['size_ratio']:.3f}x "
+                f"(<= 1.05: {'PASS' if cmp['size_ratio'] <= 1.05 else 'FAIL'}); "
+                f"pixel-identical tiles {cmp['identical']}/{cmp['tiles']} "
+                f"({cmp['differing']} differing values, {cmp['missing']} missing)"
+            )
+    if ratios:
+        n = max(ratios)
+        others = ", ".join(f"{k} tiles {v:.2f}x" for k, v in ratios.items() if k != n)
+        print(
+            f"target: pipeline/anchor tiles/s on {n} tiles {ratios[n]:.2f}x (>= 1.3: "
+            f"{'PASS' if ratios[n] >= 1.3 else 'FAIL'}" + (f"; {others})" if others else ")")
         )
     if a.tiny:
         tiny = os.path.join(work, f"tiny-{a.tiny}")

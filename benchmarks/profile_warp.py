@@ -1,55 +1,149 @@
 """Where the time of one batch tile (and of one reprojection chunk) goes, stage by stage.
 
-Runs in one thread, in this process, on tiles made like ``bench_batch.py``'s (512x512x3 uint8,
-UTM 18N -> EPSG:3857, bilinear) and prints the median milliseconds per stage of
-``batch._warp_tile_direct``, the split of the warp itself (GDAL's exact transformer timed on its
-own through the C API, the approximate transformer, nearest neighbour), PROJ's own cost for the
-same destination points (pyproj) and the same for one 2048x2048x3 chunk of
-``bench_reproject.py``'s input.
+Times the pipeline's real functions, nothing copied: `stages.StageTimer` wraps them in this
+process (``pipeline.batch.process_tile``, ``pipeline.warp.tile.warp_tile``, its ``make_spec``,
+rasterio read (``_read_all``) and ``warp_window``, the engine's two VRT XML builders,
+``pipeline.io.staged.write_staged`` with its ``write``/``verify`` callbacks, ``fsync`` and
+``publish``, ``pipeline.batch.verify_written`` and the ``verify_raster`` it calls), then runs
+``batch.process_tile`` (-> ``_warp_tile_direct``) in one thread on tiles made like
+``bench_batch.py``'s (512x512x3 uint8, UTM 18N -> EPSG:3857, bilinear) and
+``pipeline.warp.tile.warp_file_window`` (``read_source_window`` + ``warp_window``) on one
+default-size destination chunk of ``bench_reproject.py``'s input (up to three chunks on the
+middle diagonal, which share almost no source block, after a warm-up on a corner chunk; each
+transformer in a new thread, so with its own dataset handle and a cold block cache). Both run
+once per transformer: GDAL's approximate one (``error_threshold=0.125``, the default) and the
+exact one (``--et 0``).
 
-    uv run python benchmarks/profile_warp.py [--tiles 24] [--chunk 2048] [--workdir DIR]
+Printed: median milliseconds per call (CPU of the working thread, then wall) for each stage;
+"rest" rows are the parent minus its timed children. Extras that copy no product code: GDAL's
+transformer alone (exact and approximate, through GDAL's C API with ctypes, on the same
+destination pixel centres, row by row within the warp's block grid as GDAL's warp kernel
+calls it) and PROJ's own cost for the same points (pyproj, one call).
+
+    uv run python benchmarks/profile_warp.py [--tiles 24] [--size 8192] [--chunk 0]
+        [--workdir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ctypes
 import glob
 import os
+import pathlib
 import statistics
+import sys
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import rasterio
-from rasterio.io import MemoryFile
-from rasterio.windows import Window as RioWindow
 
-from pipeline import config, grid
-from pipeline.io.profile import creation_profile
-from pipeline.io.staged import fsync, publish, temp_path_for
-from pipeline.reprojection import grid_warp_spec
-from pipeline.verify import _block_table, _crs_matches, verify_raster, verify_written
-from pipeline.warpengine import WARP_MEMORY_LIMIT, WarpSpec, _dst_nbytes
-from pipeline.warpgrid import GridSpec, Window
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from stages import StageTimer, wrap_write_staged
 
 DST = "EPSG:3857"
-TIMES: dict[str, list[float]] = defaultdict(list)
-CPU: dict[str, list[float]] = defaultdict(list)
+THRESHOLDS = (0.125, 0.0)
+WRITE = "write callback: create, write, deflate, close"
+
+#: (label, depth, children whose sum the "rest" row subtracts) of the batch tile table.
+TILE_ROWS: list[tuple[str, int]] = [
+    ("process_tile", 0),
+    ("warp_tile", 1),
+    ("make_spec", 2),
+    ("rasterio read + decode (_read_all)", 2),
+    ("warp_window", 2),
+    ("source_vrt_xml", 3),
+    ("warped_vrt_xml", 3),
+    ("warp_window rest: /vsimem copy, GDAL warp", 3),
+    ("warp_tile rest: open, metadata, overview check, cast", 2),
+    ("write_staged", 1),
+    ("write callback: create, write, deflate, close", 2),
+    ("fsync", 2),
+    ("verify callback", 2),
+    ("verify_written", 3),
+    ("verify_raster(decode=False)", 4),
+    ("publish", 2),
+    ("write_staged rest", 2),
+    ("process_tile rest: profile, makedirs, record", 1),
+]
+RESTS = {
+    "warp_window rest: /vsimem copy, GDAL warp": (
+        "warp_window",
+        ["source_vrt_xml", "warped_vrt_xml"],
+    ),
+    "warp_tile rest: open, metadata, overview check, cast": (
+        "warp_tile",
+        ["make_spec", "rasterio read + decode (_read_all)", "warp_window"],
+    ),
+    "write_staged rest": (
+        "write_staged",
+        ["write callback: create, write, deflate, close", "fsync", "verify callback", "publish"],
+    ),
+    "process_tile rest: profile, makedirs, record": (
+        "process_tile",
+        ["warp_tile", "write_staged"],
+    ),
+    "warp_file_window rest: cast": (
+        "warp_file_window",
+        ["read_source_window", "warp_window"],
+    ),
+}
+CHUNK_ROWS: list[tuple[str, int]] = [
+    ("warp_file_window", 0),
+    ("read_source_window", 1),
+    ("warp_window", 1),
+    ("source_vrt_xml", 2),
+    ("warped_vrt_xml", 2),
+    ("warp_window rest: /vsimem copy, GDAL warp", 2),
+    ("warp_file_window rest: cast", 1),
+]
 
 
-@contextlib.contextmanager
-def timed(name: str) -> Iterator[None]:
-    """Wall and this thread's CPU milliseconds of the block (CPU time is what other sessions'
-    load on the machine does not inflate)."""
-    start, cpu = time.perf_counter(), time.thread_time()
-    yield
-    TIMES[name].append(1000 * (time.perf_counter() - start))
-    CPU[name].append(1000 * (time.thread_time() - cpu))
+def fill_rests(timer: StageTimer) -> None:
+    """The "rest" rows: each call of a parent minus its children's calls (one per parent)."""
+    for label, (parent, children) in RESTS.items():
+        if parent not in timer.cpu:
+            continue
+        n = len(timer.cpu[parent])
+        kids = [c for c in children if len(timer.cpu.get(c, ())) == n]
+        for i in range(n):
+            timer.record(
+                label,
+                timer.wall[parent][i] - sum(timer.wall[c][i] for c in kids),
+                timer.cpu[parent][i] - sum(timer.cpu[c][i] for c in kids),
+            )
+
+
+def instrument_warp(timer: StageTimer) -> None:
+    """The warp step shared by tiles and chunks."""
+    from pipeline.warp import engine, tile
+
+    timer.wrap(tile, "warp_window", "warp_window")
+    timer.wrap(engine, "source_vrt_xml", "source_vrt_xml")
+    timer.wrap(engine, "warped_vrt_xml", "warped_vrt_xml")
+
+
+def instrument_tile(timer: StageTimer) -> None:
+    """Wrap every stage of `pipeline.batch.process_tile` where its callers look it up."""
+    from pipeline import batch, verify
+    from pipeline.io import staged
+    from pipeline.warp import tile
+
+    timer.wrap(batch, "process_tile", "process_tile")
+    timer.wrap(tile, "warp_tile", "warp_tile")
+    timer.wrap(tile, "make_spec", "make_spec")
+    timer.wrap(tile, "_read_all", "rasterio read + decode (_read_all)")
+    instrument_warp(timer)
+    wrap_write_staged(
+        timer, [staged], write_label=WRITE
+    )  # imported by _warp_tile_direct when called
+    timer.wrap(staged, "fsync", "fsync")
+    timer.wrap(staged, "publish", "publish")
+    timer.wrap(batch, "verify_written", "verify_written")
+    timer.wrap(verify, "verify_raster", "verify_raster(decode=False)")
 
 
 def _libgdal() -> ctypes.CDLL:
@@ -70,13 +164,24 @@ def _libgdal() -> ctypes.CDLL:
     lib.GDALApproxTransform.restype = ctypes.c_int
     lib.GDALApproxTransform.argtypes = [vp, ctypes.c_int, ctypes.c_int, dp, dp, dp, ip]
     lib.GDALDestroyTransformer.argtypes = [vp]
-    lib.CPLSetThreadLocalConfigOption.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
     return lib
 
 
-def gdal_transform_ms(spec: WarpSpec, *, approx: bool = False, repeat: int = 5) -> float:
-    """CPU milliseconds for GDAL's transformer to map every destination pixel centre to the
-    source, one destination row per call as GDAL's warp kernel does (best of ``repeat``)."""
+def block_segments(spec: Any, window: Any) -> tuple[range, list[tuple[int, int]]]:
+    """Destination rows and column segments GDAL transforms for ``window``: every block of the
+    warp's block grid (``spec.block``) the window touches, one call per row per block."""
+    bh, bw = spec.block
+    r0 = window.row0 // bh * bh
+    r1 = min(spec.dst.height, -(-window.row1 // bh) * bh)
+    c0 = window.col0 // bw * bw
+    c1 = min(spec.dst.width, -(-window.col1 // bw) * bw)
+    return range(r0, r1), [(c, min(c + bw, c1)) for c in range(c0, c1, bw)]
+
+
+def gdal_transform_ms(spec: Any, window: Any, threshold: float, *, repeat: int = 3) -> float:
+    """CPU ms for GDAL's transformer (exact when ``threshold`` is 0, else approximate with that
+    ``MaxError``) to map the destination pixel centres GDAL warps for ``window`` (best of
+    ``repeat``)."""
     lib = _libgdal()
     gt_t = ctypes.c_double * 6
     src_gt, dst_gt = gt_t(*spec.src.transform.to_gdal()), gt_t(*spec.dst.transform.to_gdal())
@@ -85,44 +190,45 @@ def gdal_transform_ms(spec: WarpSpec, *, approx: bool = False, repeat: int = 5) 
     )
     func: Callable[..., int] = lib.GDALGenImgProjTransform
     handle = arg
-    if approx:
+    if threshold > 0:
         handle = lib.GDALCreateApproxTransformer(
-            ctypes.cast(lib.GDALGenImgProjTransform, ctypes.c_void_p), arg, 0.125
+            ctypes.cast(lib.GDALGenImgProjTransform, ctypes.c_void_p), arg, threshold
         )
         func = lib.GDALApproxTransform
-    w, h = spec.dst.width, spec.dst.height
-    xs = np.empty(w, dtype="f8")
-    ys = np.empty(w, dtype="f8")
-    zs = np.zeros(w, dtype="f8")
-    ok = np.zeros(w, dtype=np.intc)
+    rows, segments = block_segments(spec, window)
+    width = max(c1 - c0 for c0, c1 in segments)
+    xs, ys = np.empty(width), np.empty(width)
+    zs, ok = np.zeros(width), np.zeros(width, dtype=np.intc)
     dp = ctypes.POINTER(ctypes.c_double)
     ptr = (xs.ctypes.data_as(dp), ys.ctypes.data_as(dp), zs.ctypes.data_as(dp))
     okp = ok.ctypes.data_as(ctypes.POINTER(ctypes.c_int))
     best = float("inf")
-    cols = np.arange(w, dtype="f8") + 0.5
     for _ in range(repeat):
         start = time.thread_time()
-        for row in range(h):
-            xs[:] = cols
-            ys[:] = row + 0.5
-            func(handle, 1, w, *ptr, okp)
+        for row in rows:
+            for c0, c1 in segments:
+                n = c1 - c0
+                xs[:n] = np.arange(c0, c1) + 0.5
+                ys[:n] = row + 0.5
+                func(handle, 1, n, *ptr, okp)
         best = min(best, time.thread_time() - start)
-    if approx:
+    if threshold > 0:
         lib.GDALDestroyTransformer(handle)
     lib.GDALDestroyTransformer(arg)
     return 1000 * best
 
 
-def pyproj_transform_ms(spec: WarpSpec, *, repeat: int = 5) -> tuple[float, str]:
-    """PROJ's own cost (pyproj, one call for all points) for the same destination points."""
+def pyproj_transform_ms(spec: Any, window: Any, *, repeat: int = 3) -> tuple[float, str]:
+    """PROJ's own cost (pyproj, one call) for the same destination points."""
     from pyproj import Transformer
 
     t = Transformer.from_crs(spec.dst.crs.to_wkt(), spec.src.crs.to_wkt(), always_xy=True)
-    cols, rows = np.meshgrid(
-        np.arange(spec.dst.width) + 0.5, np.arange(spec.dst.height) + 0.5, indexing="xy"
+    rows, segments = block_segments(spec, window)
+    cols, rr = np.meshgrid(
+        np.arange(segments[0][0], segments[-1][1]) + 0.5, np.asarray(rows) + 0.5, indexing="xy"
     )
     a = spec.dst.transform
-    x0, y0 = a.c + a.a * cols + a.b * rows, a.f + a.d * cols + a.e * rows
+    x0, y0 = a.c + a.a * cols + a.b * rr, a.f + a.d * cols + a.e * rr
     best = float("inf")
     for _ in range(repeat):
         x, y = x0.copy(), y0.copy()
@@ -132,243 +238,186 @@ def pyproj_transform_ms(spec: WarpSpec, *, repeat: int = 5) -> tuple[float, str]
     return 1000 * best, t.definition
 
 
-def _approx_xml(xml: str, error: float = 0.125) -> str:
-    return xml.replace(
-        "<Transformer><GenImgProjTransformer>",
-        f"<Transformer><ApproxTransformer><MaxError>{error}</MaxError><BaseTransformer>"
-        "<GenImgProjTransformer>",
-    ).replace(
-        "</GenImgProjTransformer></Transformer>",
-        "</GenImgProjTransformer></BaseTransformer></ApproxTransformer></Transformer>",
+def profile_tiles(paths: list[str], outdir: str, threshold: float) -> tuple[StageTimer, Any]:
+    """`process_tile` on every tile (after one warm-up tile), stages timed."""
+    from pipeline import batch
+    from pipeline.batch_plan import TileJob
+    from pipeline.warp.grid import parse_crs
+    from pipeline.warp.spec import WarpOptions
+    from pipeline.warp.tile import warp_tile
+
+    opts = batch.TileOptions(
+        dst_crs=parse_crs(DST).to_wkt(),
+        warp=WarpOptions(resampling="bilinear", error_threshold=threshold),
+        overwrite=True,
     )
+    timer = StageTimer()
+    instrument_tile(timer)
+    try:
+        for i, path in enumerate([paths[0], *paths]):
+            if i == 1:
+                timer.clear()  # the first call paid imports, PROJ database, caches
+            job = TileJob(path, os.path.join(outdir, os.path.basename(path)))
+            record = batch.process_tile(job, opts)
+            if record.status != "done":
+                raise SystemExit(f"{path}: {record.status} {record.error}")
+    finally:
+        timer.restore()
+    fill_rests(timer)
+    return timer, warp_tile(paths[0], opts.dst_crs, opts.warp).spec
 
 
-def warp_stages(
-    spec: WarpSpec,
-    data: np.ndarray,
-    src_win: Window,
-    dst_win: Window,
-    memory_limit: int,
-    *,
-    prefix: str,
-    variants: bool,
-) -> np.ndarray:
-    """`warpengine.warp_window`, its steps timed; with ``variants`` also the approximate
-    transformer and nearest neighbour on the same source."""
-    h, w = src_win.shape
-    from affine import Affine
+def profile_chunk(path: pathlib.Path, chunk: int, threshold: float) -> tuple[StageTimer, Any, Any]:
+    """`warp_file_window` on middle destination chunks of ``path``'s default chunking
+    (``chunk`` x ``chunk`` when ``chunk`` > 0), after a warm-up on another chunk."""
+    from pipeline.io.open import file_source, open_raster
+    from pipeline.warp import grid, tile
+    from pipeline.warp.graph import destination_chunks
+    from pipeline.warp.reproject import warp_spec
+    from pipeline.warp.spec import WarpOptions
 
-    window_transform = spec.src.transform * Affine.translation(src_win.col0, src_win.row0)
-    out: np.ndarray = np.empty(0)
-    with MemoryFile(ext=".tif") as raw:
-        with (
-            timed(f"{prefix}warp: source to /vsimem GTiff"),
-            raw.open(
-                driver="GTiff",
-                width=w,
-                height=h,
-                count=spec.count,
-                dtype=spec.dtype,
-                crs=spec.src.crs,
-                transform=window_transform,
-            ) as ds,
-        ):
-            ds.write(np.ascontiguousarray(data))
-        with timed(f"{prefix}warp: VRT XML + open"):
-            source_xml = spec.source_vrt_xml(raw.name, src_win)
-            src_vrt = MemoryFile(source_xml.encode(), ext=".vrt")
-            xml = spec.warped_vrt_xml(src_vrt.name, memory_limit=memory_limit)
-            warped = MemoryFile(xml.encode(), ext=".vrt")
-            vrt = warped.open()
-        dh, dw = dst_win.shape
-        rw = RioWindow(dst_win.col0, dst_win.row0, dw, dh)
-        with timed(f"{prefix}warp: read (exact transform + kernel)"):
-            out = vrt.read(window=rw)
-        vrt.close()
-        warped.close()
-        if variants:
-            for name, text in (
-                ("approx 0.125 transform + kernel", _approx_xml(xml)),
-                (
-                    "exact, nearest kernel",
-                    xml.replace("<ResampleAlg>Bilinear<", "<ResampleAlg>NearestNeighbour<"),
-                ),
-                (
-                    "approx, nearest kernel",
-                    _approx_xml(xml).replace(
-                        "<ResampleAlg>Bilinear<", "<ResampleAlg>NearestNeighbour<"
-                    ),
-                ),
-            ):
-                with (
-                    MemoryFile(text.encode(), ext=".vrt") as mf,
-                    mf.open() as v,
-                    timed(f"{prefix}variant: {name}"),
-                ):
-                    v.read(window=rw)
-        src_vrt.close()
-    return out
+    da = open_raster(path)
+    source = file_source(da, lazy=True)
+    if source is None:
+        raise SystemExit(f"{path}: no direct-read source")
+    spec = warp_spec(da, DST, WarpOptions(resampling="bilinear", error_threshold=threshold))
+    chunks = destination_chunks(chunk or None, spec)
+    windows = grid.source_windows(spec.src, spec.dst, chunks, halo=spec.halo)
+    edges = [np.concatenate([[0], np.cumsum(c)]) for c in chunks]
 
-
-def profile_tile(path: str, outdir: str) -> WarpSpec:
-    """`batch._warp_tile_direct` for one tile, stage by stage."""
-    with timed("open + metadata"):
-        ds = rasterio.open(path)
-        src = GridSpec(ds.crs, ds.transform, ds.width, ds.height)
-        dtype = np.dtype(ds.dtypes[0])
-        nodata, tags, descriptions = ds.nodata, ds.tags(), ds.descriptions
-    with timed("read + decode"):
-        data = ds.read()
-    ds.close()
-    with timed("warp spec (grid, XSCALE, AOI)"):
-        spec = grid_warp_spec(
-            src, dtype, data.shape[0], nodata, DST, source=path, resampling="bilinear"
+    def window(i: int, j: int) -> Any:
+        return grid.Window(
+            int(edges[0][i]), int(edges[0][i + 1]), int(edges[1][j]), int(edges[1][j + 1])
         )
-    limit = max(WARP_MEMORY_LIMIT, 4 * data.nbytes + 4 * _dst_nbytes(spec))
-    whole_src = Window(0, spec.src.height, 0, spec.src.width)
-    whole_dst = Window(0, spec.dst.height, 0, spec.dst.width)
-    out = warp_stages(spec, data, whole_src, whole_dst, limit, prefix="", variants=True)
-    max_block = int(config.get("write.max-block"))
-    profile: dict[str, Any] = {
-        "driver": "GTiff",
-        "count": out.shape[0],
-        "height": out.shape[1],
-        "width": out.shape[2],
-        "dtype": out.dtype.name,
-        "crs": spec.dst.crs,
-        "transform": spec.dst.transform,
-        "nodata": spec.dst_nodata,
-        "tiled": True,
-        "blockysize": grid.write_block_size((out.shape[1],), max_block=max_block),
-        "blockxsize": grid.write_block_size((out.shape[2],), max_block=max_block),
-        **creation_profile(out.dtype),
-    }
-    final = os.path.join(outdir, os.path.basename(path))
-    tmp = temp_path_for(final)
-    with (
-        timed("encode + write (deflate, predictor 2)"),
-        rasterio.open(tmp, "w", **profile) as dst,
-    ):
-        dst.write(out)
-        dst.update_tags(**tags)
-        for i, text in enumerate(descriptions, start=1):
-            if text:
-                dst.set_band_description(i, text)
-    with timed("fsync"):
-        fsync(tmp)
-    with timed("verify (all of verify_raster)"):
-        res = verify_raster(tmp, crs=DST)
-    assert res.ok, res.problems
-    with timed("verify_written (no decode, batch since warp-perf)"):
-        res = verify_written(tmp, out, crs=DST, nodata=spec.dst_nodata)
-    assert res.ok, res.problems
-    with rasterio.open(tmp) as v:
-        with timed("  verify: CRS match (pyproj)"):
-            _crs_matches(v.crs, DST)
-        with timed("  verify: block table"):
-            _block_table(v, os.path.getsize(tmp))
-        with timed("  verify: decode every block"):
-            for _, win in v.block_windows(1):
-                v.read(window=win)
-    with timed("publish (link + unlink)"):
-        publish(tmp, final, overwrite=True)
-    return spec
+
+    # Warm up on a corner chunk, then time up to 3 full chunks of the middle diagonal: they
+    # share (almost) no source block, so each read decodes its blocks (GDAL's block cache
+    # would serve a repeated window without decoding).
+    m = min(len(chunks[0]), len(chunks[1])) // 2
+    full = [
+        k
+        for k in (m - 1, m, m + 1)
+        if 0 <= k < min(len(chunks[0]), len(chunks[1]))
+        and chunks[0][k] == chunks[0][m]
+        and chunks[1][k] == chunks[1][m]
+        and windows[k][k] is not None
+    ]
+    runs = [(0, len(chunks[1]) - 1), *[(k, k) for k in full]]
+    timer = StageTimer()
+    timer.wrap(tile, "warp_file_window", "warp_file_window")
+    timer.wrap(tile, "read_source_window", "read_source_window")
+    instrument_warp(timer)
+    try:
+        for n, (i, j) in enumerate(runs):
+            if n == 1:
+                timer.clear()
+            src_win = windows[i][j]
+            if src_win is not None:
+                tile.warp_file_window(source, spec, src_win, window(i, j), "uint8")
+    finally:
+        timer.restore()
+    fill_rests(timer)
+    return timer, spec, window(m, m)
 
 
-def profile_chunk(workdir: str, size: int, chunk: int) -> None:
-    """One ``chunk`` x ``chunk`` destination chunk of bench_reproject's input."""
-    import pathlib
-
-    from bench_reproject import make_input
-
-    from pipeline import warpgrid
-
-    path = pathlib.Path(workdir) / f"reproject-{size}.tif"
-    if not path.exists():
-        make_input(path, size)
-    with rasterio.open(path) as ds:
-        src = GridSpec(ds.crs, ds.transform, ds.width, ds.height)
-        spec = grid_warp_spec(src, np.dtype("uint8"), 3, ds.nodata, DST, resampling="bilinear")
-        r0 = (spec.dst.height // 2 // chunk) * chunk
-        c0 = (spec.dst.width // 2 // chunk) * chunk
-        r1, c1 = min(r0 + chunk, spec.dst.height), min(c0 + chunk, spec.dst.width)
-        dst_win = Window(r0, r1, c0, c1)
-        halo = warpgrid.kernel_halo(spec.resampling, spec.xscale, spec.yscale)
-        chunks = ((r0, r1 - r0, spec.dst.height - r1), (c0, c1 - c0, spec.dst.width - c1))
-        found = warpgrid.source_windows(spec.src, spec.dst, chunks, halo=halo)[1][1]
-        assert found is not None
-        src_win = found
-        with timed("chunk: read + decode source window"):
-            data = ds.read(window=RioWindow(src_win.col0, src_win.row0, *src_win.shape[::-1]))
-    for _ in range(3):
-        warp_stages(spec, data, src_win, dst_win, WARP_MEMORY_LIMIT, prefix="chunk ", variants=True)
-    sub = WarpSpec(
-        src=spec.src,
-        dst=GridSpec(
-            spec.dst.crs,
-            spec.dst.transform * spec.dst.transform.translation(c0, r0),
-            c1 - c0,
-            r1 - r0,
-        ),
-        resampling=spec.resampling,
-        dtype=spec.dtype,
-        count=spec.count,
-        src_nodata=spec.src_nodata,
-        dst_nodata=spec.dst_nodata,
-        xscale=spec.xscale,
-        yscale=spec.yscale,
-        source_extra=spec.source_extra,
-    )
-    for name, ms in (
-        ("chunk GDAL exact transformer alone", gdal_transform_ms(sub, repeat=3)),
-        ("chunk GDAL approx transformer alone", gdal_transform_ms(sub, approx=True)),
-        ("chunk pyproj transform, same points", pyproj_transform_ms(sub, repeat=3)[0]),
-    ):
-        TIMES[name].append(ms)
-        CPU[name].append(ms)
+def print_table(
+    title: str, rows: list[tuple[str, int]], timers: dict[float, StageTimer], extras: list[Any]
+) -> None:
+    """One row per stage, CPU and wall ms per transformer."""
+    width = max(len(label) + 2 * depth for label, depth in rows + [(e[0], 0) for e in extras])
+    head = "".join(f"  {'et ' + format(t, 'g'):>17s}" for t in timers)
+    print(f"\n{title}\n  {'':{width}s}{head}")
+    print(f"  {'stage (median per call)':{width}s}" + "   CPU ms  wall ms" * len(timers))
+    for label, depth in rows:
+        cells = ""
+        for timer in timers.values():
+            cpu, wall = timer.median_ms(label)
+            cells += f" {cpu:8.2f} {wall:8.2f}"
+        print(f"  {' ' * 2 * depth + label:{width}s}{cells}")
+    for label, values in extras:
+        print(f"  {label:{width}s}" + "".join(f" {v:8.2f} {'':8s}" for v in values))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles", type=int, default=24)
-    ap.add_argument("--chunk", type=int, default=2048, help="0 skips the chunk profile")
     ap.add_argument("--size", type=int, default=8192, help="reprojection input size")
+    ap.add_argument(
+        "--chunk", type=int, default=0, help="chunk edge (0: the default chunking; -1 skips)"
+    )
     ap.add_argument("--workdir")
     a = ap.parse_args()
+    import rasterio
+    from bench_batch import _make_tiles
+    from bench_reproject import make_input
+
     work = a.workdir or tempfile.mkdtemp(prefix="profile-warp-")
     tiles = os.path.join(work, "tiles")
-    if not os.path.isdir(tiles):
-        from bench_batch import _make_tiles
-
+    paths = sorted(glob.glob(os.path.join(tiles, "*.tif")))
+    if len(paths) < a.tiles:
         _make_tiles(tiles, a.tiles, 512, 3)
+        paths = sorted(glob.glob(os.path.join(tiles, "*.tif")))
+    paths = paths[: a.tiles]
     outdir = os.path.join(work, "profile-out")
     os.makedirs(outdir, exist_ok=True)
-    paths = sorted(glob.glob(os.path.join(tiles, "*.tif")))[: a.tiles]
-    spec = profile_tile(paths[0], outdir)  # warm-up: imports, PROJ database, caches
-    TIMES.clear()
-    CPU.clear()
-    for p in paths:
-        spec = profile_tile(p, outdir)
-    floor, definition = pyproj_transform_ms(spec)
-    for name, ms in (
-        ("GDAL exact transformer alone (row by row)", gdal_transform_ms(spec)),
-        ("GDAL approx transformer alone (0.125 px)", gdal_transform_ms(spec, approx=True)),
-        ("pyproj Transformer.transform, same points", floor),
-    ):
-        TIMES[name].append(ms)
-        CPU[name].append(ms)
     print(
-        f"tile: {len(paths)} tiles 512x512x3 uint8 -> dst {spec.dst.width}x{spec.dst.height}, "
-        f"XSCALE {spec.xscale:.4f} YSCALE {spec.yscale:.4f}, bilinear, one thread"
+        f"rasterio {rasterio.__version__} / GDAL {rasterio.__gdal_version__}; one thread, "
+        f"in process; wall times include other sessions' load, CPU times hardly do"
     )
-    print(f"PROJ pipeline (dst -> src): {definition}")
-    if a.chunk:
-        profile_chunk(work, a.size, a.chunk)
-    width = max(len(k) for k in TIMES)
-    print(f"  {'stage (median over tiles / repeats)':{width}s}   CPU ms  wall ms")
-    for name, values in TIMES.items():
-        cpu = statistics.median(CPU[name])
-        print(f"  {name:{width}s} {cpu:8.2f} {statistics.median(values):8.2f}")
+    timers: dict[float, StageTimer] = {}
+    spec: Any = None
+    for t in THRESHOLDS:
+        timers[t], spec = profile_tiles(paths, outdir, t)
+    from pipeline.warp.grid import Window
+
+    whole = Window(0, spec.dst.height, 0, spec.dst.width)
+    floor, definition = pyproj_transform_ms(spec, whole)
+    extras = [
+        ("GDAL transformer alone (C API)", [gdal_transform_ms(spec, whole, t) for t in timers]),
+        ("pyproj, same points (one call)", [floor for _ in timers]),
+    ]
+    print(
+        f"\nbatch tile: {len(paths)} tiles 512x512x3 uint8 -> dst {spec.dst.width}x"
+        f"{spec.dst.height} (warp blocks {spec.block[0]}x{spec.block[1]}), XSCALE "
+        f"{spec.xscale:.4f} YSCALE {spec.yscale:.4f}, bilinear; PROJ (dst -> src): {definition}"
+    )
+    print_table("batch.process_tile, stage by stage", TILE_ROWS, timers, extras)
+    if a.chunk >= 0:
+        path = pathlib.Path(work) / f"reproject-{a.size}.tif"
+        if not path.exists():
+            make_input(path, a.size)
+        chunk_timers: dict[float, StageTimer] = {}
+        dst_win: Any = None
+        for t in THRESHOLDS:
+            # a new thread: its own dataset handle (pipeline.io.open keeps one per thread)
+            with ThreadPoolExecutor(1) as pool:
+                chunk_timers[t], spec, dst_win = pool.submit(
+                    profile_chunk, path, a.chunk, t
+                ).result()
+        extras = [
+            (
+                "GDAL transformer alone (C API)",
+                [gdal_transform_ms(spec, dst_win, t) for t in chunk_timers],
+            ),
+            (
+                "pyproj, same points (one call)",
+                [pyproj_transform_ms(spec, dst_win)[0]] * len(chunk_timers),
+            ),
+        ]
+        h, w = dst_win.shape
+        print(
+            f"\nreprojection chunk: {w}x{h} of the {spec.dst.width}x{spec.dst.height} "
+            f"destination of bench_reproject's {a.size}x{a.size}x3 input (warp blocks "
+            f"{spec.block[0]}x{spec.block[1]}), median of up to 3 diagonal chunks"
+        )
+        print_table("tile.warp_file_window, stage by stage", CHUNK_ROWS, chunk_timers, extras)
+    total = {t: statistics.median(timers[t].cpu["process_tile"]) for t in timers}
+    print(
+        "\nper tile CPU: "
+        + ", ".join(f"et {t:g}: {1000 * v:.1f} ms" for t, v in total.items())
+        + f"; {os.cpu_count()} cores fully used: {(os.cpu_count() or 1) / total[0.125]:.1f} "
+        "tiles/s at the default"
+    )
 
 
 if __name__ == "__main__":
