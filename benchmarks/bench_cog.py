@@ -95,8 +95,7 @@ save_cog_with_dask(out, {str(dst)!r}, compression='deflate', blocksize=512,
     if runner in ("c", "d"):
         return [
             [_bin("pipeline"), "reproject", str(src), str(dst), "--dst-crs", "EPSG:3857",
-             "--resampling", "bilinear", "--format", "cog", "--threads", str(threads),
-             "--dashboard-address", "127.0.0.1:0", "--no-progress", "--overwrite",
+             "--resampling", "bilinear", "--format", "cog", "--no-progress", "--overwrite",
              *(["--et", "0"] if runner == "d" else [])]
         ]  # fmt: skip
     raise ValueError(runner)
@@ -139,8 +138,8 @@ def downsample_case(
         t, _, _ = calculate_default_transform(ds.crs, "EPSG:3857", ds.width, ds.height, *ds.bounds)
     res = 8 * t.a
     base = [_bin("pipeline"), "reproject", str(cog_in), "", "--dst-crs", "EPSG:3857",
-            "--resolution", repr(res), "--resampling", "average", "--threads", str(threads),
-            "--dashboard-address", "127.0.0.1:0", "--no-progress", "--overwrite"]  # fmt: skip
+            "--resolution", repr(res), "--resampling", "average", "--no-progress",
+            "--overwrite"]  # fmt: skip
     with_ovr, without = workdir / "down8-overviews.tif", workdir / "down8-full.tif"
     base[3] = str(with_ovr)
     r_with = measure(base)

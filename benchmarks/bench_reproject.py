@@ -156,10 +156,11 @@ reproject.main({pipeline_args(runner, src, dst, threads)!r}, standalone_mode=Tru
 
 
 def pipeline_args(runner: str, src: pathlib.Path, dst: pathlib.Path, threads: int) -> list[str]:
-    """``pipeline reproject`` arguments of runner (e) or (f)."""
+    """``pipeline reproject`` arguments of runner (e) or (f), as a user types them: the
+    pipeline picks where it runs (in this process for a job up to 256 MiB, else a LocalCluster
+    sized to the machine; ``threads`` is the machine's core count either way)."""
     return [str(src), str(dst), "--dst-crs", "EPSG:3857", "--resampling", "bilinear",
-            "--threads", str(threads), "--dashboard-address", "127.0.0.1:0", "--no-progress",
-            "--overwrite", *(["--et", "0"] if runner == "f" else [])]  # fmt: skip
+            "--no-progress", "--overwrite", *(["--et", "0"] if runner == "f" else [])]  # fmt: skip
 
 
 def _cpu_children() -> float:
