@@ -104,8 +104,9 @@ def test_block_grid_depends_only_on_the_destination_grid() -> None:
 # --- any chunking == the whole-array warp, both transformers ---------------------------------
 
 
-def _small_source() -> xr.DataArray:
-    """120 x 150 x 2 uint8, smooth and noisy, nodata 0 on a corner: every kernel has work."""
+def _small_source(nodata: bool = True) -> xr.DataArray:
+    """120 x 150 x 2 uint8, smooth and noisy, nodata 0 on a corner (or no nodata at all, GDAL's
+    unmasked kernels): every kernel has work."""
     data = synthetic_array(2, 120, 150, dtype="uint8", seed=3)
     data[:, :20, :30] = 0
     da = xr.DataArray(
@@ -119,11 +120,13 @@ def _small_source() -> xr.DataArray:
     )
     da = da.rio.write_crs("EPSG:32618")
     da = da.rio.write_transform(rasterio.Affine(30.0, 0, 500_000.0, 0, -30.0, 4_500_000.0))
-    return da.rio.write_nodata(0, encoded=False).chunk({"y": 50, "x": 70})
+    if nodata:
+        da = da.rio.write_nodata(0, encoded=False)
+    return da.chunk({"y": 50, "x": 70})
 
 
-_SMALL = _small_source()
-_WHOLE: dict[tuple[str, float, bool], np.ndarray] = {}
+_SMALL = {True: _small_source(), False: _small_source(nodata=False)}
+_WHOLE: dict[tuple[str, float, bool, bool], np.ndarray] = {}
 
 
 def _cuts(size: int) -> st.SearchStrategy[tuple[int, ...]]:
@@ -138,6 +141,7 @@ def _cuts(size: int) -> st.SearchStrategy[tuple[int, ...]]:
     return st.tuples(inner, edges).map(sizes)
 
 
+@pytest.mark.parametrize("nodata", [True, False], ids=["nodata", "no-nodata"])
 @pytest.mark.parametrize("small_blocks", [False, True], ids=["tile-blocks", "24x40-blocks"])
 @pytest.mark.parametrize("threshold", [0.0, GDAL_DEFAULT], ids=["exact", "default"])
 @pytest.mark.parametrize("method", list(METHODS))
@@ -148,26 +152,27 @@ def _cuts(size: int) -> st.SearchStrategy[tuple[int, ...]]:
 )
 @given(data=st.data())
 def test_any_chunking_equals_the_whole_array_warp(
-    method, threshold, small_blocks, data, monkeypatch
+    method, threshold, small_blocks, nodata, data, monkeypatch
 ) -> None:
     """Bit for bit, for every method and both transformers, with random chunkings, 1-pixel
-    edge chunks, and (small_blocks) a block grid narrower than the output that chunks cut
-    across."""
+    edge chunks, (small_blocks) a block grid narrower than the output that chunks cut
+    across, with and without a source nodata (masked and unmasked GDAL kernels)."""
     if small_blocks:  # blocks of 24 x 40: chunks cut across them, rows are split
         monkeypatch.setattr(warp_grid, "WARP_BLOCK_ROWS", 24)
         monkeypatch.setattr(warp_grid, "WARP_BLOCK_COLS", 40)
         monkeypatch.setattr(warp_grid, "WARP_WHOLE_ROW_WIDTH", 0)
     kw = {"resampling": method, "error_threshold": threshold, "resolution": 41.0}
-    spec = warp_spec(_SMALL, DST, **kw)
+    source = _SMALL[nodata]
+    spec = warp_spec(source, DST, **kw)
     assert spec.block == ((24, 40) if small_blocks else (spec.dst.height, spec.dst.width))
-    key = (method, threshold, small_blocks)
+    key = (method, threshold, small_blocks, nodata)
     if key not in _WHOLE:
-        _WHOLE[key] = warp_array(spec, _SMALL.values)
+        _WHOLE[key] = warp_array(spec, source.values)
     height, width = spec.dst.shape
     chunks = (data.draw(_cuts(height), "y chunks"), data.draw(_cuts(width), "x chunks"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PipelineWarning)
-        out = pipeline.reproject(_SMALL, DST, chunks=chunks, **kw)
+        out = pipeline.reproject(source, DST, chunks=chunks, **kw)
     assert out.data.chunks[1:] == chunks
     with dask.config.set(scheduler="sync"):
         values = out.values

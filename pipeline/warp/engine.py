@@ -40,11 +40,14 @@ Every GDAL workaround lives in this module:
    the global-scale kernel can fall outside GDAL's window.
 6. ``NUM_THREADS=1`` (dask provides the parallelism) and the same ``AREA_OF_INTEREST`` (from
    the whole source extent) for PROJ's choice of operation in every chunk.
-7. Always-masked kernels. GDAL drops the validity mask of a warp whose source window holds no
+7. One kind of kernel. GDAL drops the validity mask of a warp whose source window holds no
    nodata pixel and then runs unmasked kernels, which round differently (lanczos on float64:
-   1e-13 differences in small chunks next to nodata-free edges). The source VRT has a
-   per-dataset mask band (255 on our window, 0 around it) that GDAL never drops, so every
-   chunk, and the whole-array warp, run the same masked kernels.
+   1e-13 differences in small chunks next to nodata-free edges). With a source nodata the
+   source VRT has a per-dataset mask band (255 on our window, 0 around it) that GDAL never
+   drops, so every chunk, and the whole-array warp, run the same masked kernels. Without one
+   there is no mask anywhere, so all run GDAL's unmasked kernels (about 3x faster: bilinear
+   on 3-band uint8, 55 vs 162 ns per output pixel, the same ratio as GDAL's own warp with
+   and without a nodata value).
 8. Resampling names as GDAL writes them in warped-VRT XML (`pipeline.warp.resampling`): an
    unknown ``ResampleAlg`` silently means nearest neighbour.
 
@@ -100,9 +103,11 @@ def warp_options(spec: WarpSpec) -> dict[str, str]:
 def source_vrt_xml(spec: WarpSpec, path: str, window: Window) -> str:
     """A VRT on the whole source grid whose only data is ``window``, read from ``path``.
 
-    Its per-dataset mask is valid (255) exactly on ``window``: GDAL then always runs its
-    masked kernels (workaround 6 in the module docstring) and never uses the fill around
-    the window as data.
+    With a source nodata, its per-dataset mask is valid (255) exactly on ``window``: GDAL
+    then always runs its masked kernels (workaround 7 in the module docstring). Without one
+    there is no mask and GDAL always runs its unmasked kernels, about 3x faster; the fill
+    around the window is then plain zeros, which no tap of a pixel of the chunk reaches (the
+    window is padded by `pipeline.warp.spec.WarpSpec.halo`).
     """
     gdal_type = GDAL_DATA_TYPES[spec.dtype]
     h, w = window.shape
@@ -122,7 +127,9 @@ def source_vrt_xml(spec: WarpSpec, path: str, window: Window) -> str:
         for b in range(1, spec.count + 1)
     )
     mask = (
-        '<MaskBand><VRTRasterBand dataType="Byte"><ComplexSource>'
+        ""
+        if spec.src_nodata is None
+        else '<MaskBand><VRTRasterBand dataType="Byte"><ComplexSource>'
         f"{source}<SourceBand>1</SourceBand>{rects}"
         "<ScaleOffset>255</ScaleOffset><ScaleRatio>0</ScaleRatio>"
         "</ComplexSource></VRTRasterBand></MaskBand>"
