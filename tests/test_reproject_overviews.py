@@ -29,7 +29,7 @@ from pipeline.warp.overviews import (
     overview_warp_spec,
 )
 from pipeline.warp.reproject import reproject, warp_spec
-from tests.test_reproject import _differing, _whole
+from tests.conftest import differing, whole_warp
 
 _CLUSTER = ["--threads", "2", "--dashboard-address", "127.0.0.1:0", "--no-progress"]
 FACTORS = [2, 4, 8]
@@ -236,7 +236,7 @@ def test_full_resolution_is_read_when_overviews_do_not_apply(
         da = da.chunk({"y": 100, "x": 100})
     kwargs = {"resolution": resolution, "resampling": "average"}
     out = reproject(da, "EPSG:32618", **kwargs)
-    assert _differing(out.values, _whole(da, "EPSG:32618", **kwargs)) == 0
+    assert differing(out.values, whole_warp(da, "EPSG:32618", **kwargs)) == 0
     assert reads and {level for level, _ in reads} == {None}
 
 
@@ -253,7 +253,7 @@ def test_chunked_overview_warp_equals_the_whole_overview_warp(rgb_ovr, method, c
     level = overview_level_for(warp_spec(da, dst_crs, **kwargs), 791, [396, 198, 99])
     assert level == 2
     whole = _overview_reference(rgb_ovr, level, da, dst_crs, **kwargs)
-    assert _differing(out.values, whole) == 0
+    assert differing(out.values, whole) == 0
 
 
 @pytest.mark.parametrize("method", ["bilinear", "average"])
@@ -263,7 +263,7 @@ def test_chunked_float_overview_warp_equals_the_whole_overview_warp(float_ovr, m
     kwargs = {"resolution": 4 * 30.0, "resampling": method}  # 4x: the 4x overview (level 1)
     out = reproject(da, dst_crs, chunks=(37, 50), **kwargs)
     whole = _overview_reference(float_ovr, 1, da, dst_crs, **kwargs)
-    assert _differing(out.values, whole) == 0
+    assert differing(out.values, whole) == 0
     assert out.rio.transform() == reproject(da, dst_crs, overviews=False, **kwargs).rio.transform()
     del resolution
 
@@ -297,9 +297,9 @@ def test_cli_no_overviews_reads_full_resolution(rgb_ovr, tmp_path) -> None:
     assert (t1, c1) == (t2, c2)
     da = pipeline.open_raster(rgb_ovr)
     kwargs = {"resolution": resolution, "resampling": "average"}
-    assert _differing(full, _whole(da, dst_crs, **kwargs)) == 0
-    assert _differing(fast, _overview_reference(rgb_ovr, 2, da, dst_crs, **kwargs)) == 0
-    assert _differing(fast, full) > 0
+    assert differing(full, whole_warp(da, dst_crs, **kwargs)) == 0
+    assert differing(fast, _overview_reference(rgb_ovr, 2, da, dst_crs, **kwargs)) == 0
+    assert differing(fast, full) > 0
 
 
 def test_cli_help_mentions_gdalwarp_ovr() -> None:
