@@ -23,8 +23,6 @@ from pipeline.cli.reproject import reproject as reproject_command
 from pipeline.testing import write_synthetic_raster
 from pipeline.warp.engine import warp_array
 from pipeline.warp.overviews import (
-    MIN_SHRINK,
-    best_overview_level,
     overview_level_for,
     overview_warp_spec,
 )
@@ -107,34 +105,6 @@ def _overview_reference(path, level: int, da: xr.DataArray, dst_crs, **kwargs) -
 
 def _valid(a: np.ndarray, nodata: float) -> np.ndarray:
     return ~(np.isnan(a) | (a == nodata)) if a.dtype.kind == "f" else a != nodata
-
-
-# -- the selection rule (gdalwarp -ovr AUTO) -------------------------------------------------
-
-
-def test_best_level_is_gdalwarps_choice() -> None:
-    widths = [396, 198, 99]  # RGB.byte.tif (791 wide) with 2, 4 and 8x overviews
-    assert best_overview_level(8.0, 791, widths) == 2
-    assert best_overview_level(100.0, 791, widths) == 2  # the coarsest there is
-    assert best_overview_level(7.0, 791, widths) == 1  # 7.99 > 7 + 0.1: one level finer
-    assert best_overview_level(7.95, 791, widths) == 2  # within gdalwarp's 0.1 tolerance
-    assert best_overview_level(3.9, 791, widths) == 1
-    assert best_overview_level(2.0, 791, widths) == 0
-    assert best_overview_level(1.95, 791, widths) == 0  # gdalwarp would; our 2x gate does not
-    assert best_overview_level(1.5, 791, widths) is None
-    assert best_overview_level(0.5, 791, widths) is None
-    assert best_overview_level(8.0, 791, []) is None
-    assert best_overview_level(8.0, 791, widths, oversampling_threshold=0.5) == 1
-
-
-def test_levels_are_only_considered_from_a_2x_shrink(rgb_ovr) -> None:
-    da = pipeline.open_raster(rgb_ovr)
-    widths = [396, 198, 99]
-    near_2x = warp_spec(da, "EPSG:32618", resolution=1.95 * 300.0379266750948)
-    assert 1.9 < 1 / near_2x.xscale < MIN_SHRINK
-    assert overview_level_for(near_2x, 791, widths) is None
-    at_2x = warp_spec(da, "EPSG:32618", resolution=2 * 300.0379266750948)
-    assert overview_level_for(at_2x, 791, widths) == 0
 
 
 # -- reproject: same grid, close values, really the overview ---------------------------------
@@ -266,17 +236,6 @@ def test_chunked_float_overview_warp_equals_the_whole_overview_warp(float_ovr, m
     assert differing(out.values, whole) == 0
     assert out.rio.transform() == reproject(da, dst_crs, overviews=False, **kwargs).rio.transform()
     del resolution
-
-
-def test_overview_warp_uses_the_overviews_scale(rgb_ovr) -> None:
-    da = pipeline.open_raster(rgb_ovr)
-    spec = warp_spec(da, "EPSG:32618", resolution=8 * 300.0379266750948, resampling="average")
-    assert (spec.xscale, spec.yscale) == (0.125, 0.125)
-    ovr = overview_warp_spec(spec, 90, 99)
-    assert ovr.dst == spec.dst
-    assert ovr.src.shape == (90, 99) and ovr.src.bounds == pytest.approx(spec.src.bounds)
-    assert ovr.xscale == pytest.approx(1.0, abs=0.01) and ovr.yscale == pytest.approx(1.0, abs=0.01)
-    assert ovr.source_extra < spec.source_extra
 
 
 # -- CLI -------------------------------------------------------------------------------------
