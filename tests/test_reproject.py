@@ -7,34 +7,26 @@ The reference is always the same warp applied to the whole in-memory source in o
 from __future__ import annotations
 
 import dask
-import dask.array as dsa
 import numpy as np
 import pytest
 import rasterio
 import xarray as xr
 from affine import Affine
-from dask.core import get_dependencies
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pyproj import Transformer
 from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform
 
 import pipeline
 from pipeline.errors import ChunkingError, CRSInputError, ReprojectError
 from pipeline.testing import write_synthetic_raster
-from pipeline.warp import graph as warp_graph
-from pipeline.warp import grid as warpgrid
-from pipeline.warp import tile
-from pipeline.warp.engine import warp_array
 from pipeline.warp.reproject import reproject, warp_spec
 from tests.conftest import (
     ALL_METHODS,
     UTM_30M,
     check_equal,
     differing,
-    gdal_default_warp,
     raise_if_dask_computes,
     synthetic_da,
     whole_warp,
@@ -208,7 +200,7 @@ def test_output_grid_is_calculate_default_transforms(shared_data) -> None:
     np.testing.assert_allclose(out.y.values[:2], transform.f + transform.e * np.array([0.5, 1.5]))
 
 
-# --- graph shape and laziness ----------------------------------------------------------------
+# --- laziness, and which source the graph reads ----------------------------------------------
 
 
 def test_open_reproject_and_kernel_stay_lazy(shared_data) -> None:
@@ -232,82 +224,6 @@ def test_kernels_and_reprojection_compose_in_one_graph() -> None:
     assert any(name.startswith("pipeline-reverse-bands-") for name in layers)
     direct = reproject(da, "EPSG:3857", chunks=17).values
     np.testing.assert_array_equal(out.values, direct[::-1])
-
-
-def _open_keys(out: xr.DataArray, source: xr.DataArray) -> dict:
-    """Dependencies of every output key, by key."""
-    graph = dict(out.data.dask)
-    return {
-        key: get_dependencies(graph, key)
-        for key in graph
-        if isinstance(key, tuple) and key[0] == out.data.name
-    }
-
-
-def test_each_chunk_depends_only_on_the_source_chunks_it_touches(shared_data) -> None:
-    da = pipeline.open_raster(shared_data / "RGB.byte.tif")  # 48-row, full-width strips
-    with dask.config.set({"pipeline.reproject.direct-reads": False}):
-        out = reproject(da, "EPSG:3857", resampling="cubic", chunks=64)
-    layer = out.data.dask.layers[out.data.name]
-    assert out.data.dask.dependencies[out.data.name] == {da.data.name}
-    deps = _open_keys(out, da)
-    assert len(deps) == out.data.npartitions
-    spec = warp_spec(da, "EPSG:3857", resampling="cubic")
-    windows = warpgrid.source_windows(spec.src, spec.dst, out.data.chunks[1:], halo=spec.halo)
-    row_edges = np.cumsum((0, *da.data.chunks[1]))
-    for (_, _, i, j), keys in deps.items():
-        assert all(k[0] == da.data.name for k in keys)
-        win = windows[i][j]
-        expected = set()
-        if win is not None:
-            for n in range(len(row_edges) - 1):
-                if row_edges[n] < win.row1 and row_edges[n + 1] > win.row0:
-                    expected.add((da.data.name, 0, n, 0))
-        assert keys == expected
-        assert len(keys) <= 3  # a 64-pixel chunk spans about 64 + 2 x 5 rows: <= 3 strips
-    assert len(layer) == out.data.npartitions
-
-
-def _reads_per_task(out: xr.DataArray, monkeypatch) -> dict:
-    """Compute ``out`` task by task; the source windows each task read from the file."""
-    reads: dict = {}
-    current: list = []
-    original = tile.read_source_window
-
-    def counting(source, rows, cols):
-        current.append((rows, cols))
-        return original(source, rows, cols)
-
-    monkeypatch.setattr(tile, "read_source_window", counting)
-    graph = dict(out.data.dask)
-    for key, task in graph.items():
-        if isinstance(key, tuple) and key[0] == out.data.name:
-            current.clear()
-            task[0](*task[1:])
-            reads[key] = list(current)
-    return reads
-
-
-def test_tasks_of_an_opened_file_read_only_their_window_and_depend_on_nothing(
-    shared_data, monkeypatch
-) -> None:
-    da = pipeline.open_raster(shared_data / "RGB.byte.tif")
-    out = reproject(da, "EPSG:3857", resampling="cubic", chunks=64)
-    assert out.data.dask.dependencies[out.data.name] == set()
-    assert list(out.data.dask.layers) == [out.data.name]  # the open layer is not needed
-    spec = warp_spec(da, "EPSG:3857", resampling="cubic")
-    windows = warpgrid.source_windows(spec.src, spec.dst, out.data.chunks[1:], halo=spec.halo)
-    reads = _reads_per_task(out, monkeypatch)
-    assert len(reads) == out.data.npartitions
-    for (_, _, i, j), windows_read in reads.items():
-        win = windows[i][j]
-        expected = [] if win is None else [((win.row0, win.row1), (win.col0, win.col1))]
-        assert windows_read == expected
-    with dask.config.set({"pipeline.reproject.direct-reads": False}):
-        through_chunks = reproject(da, "EPSG:3857", resampling="cubic", chunks=64)
-    assert through_chunks.data.name != out.data.name
-    np.testing.assert_array_equal(out.values, through_chunks.values)
-    assert differing(out.values, whole_warp(da, "EPSG:3857", resampling="cubic")) == 0
 
 
 def test_direct_reads_only_for_the_untouched_opened_array(shared_data) -> None:
@@ -337,30 +253,6 @@ def test_a_changed_file_is_not_read_silently(tmp_path) -> None:
     again = reproject(pipeline.open_raster(path), "EPSG:3857", chunks=32)
     assert again.data.name != out.data.name  # the new file is a new graph
     np.testing.assert_array_equal(again.values, before[::-1])
-
-
-def test_chunks_outside_the_source_are_fill_tasks(shared_data) -> None:
-    da = pipeline.open_raster(shared_data / "RGB.byte.tif")
-    left, bottom, right, top = (-9_300_000.0, 2_500_000.0, -8_000_000.0, 3_200_000.0)
-    out = reproject(
-        da, "EPSG:3857", bounds=(left, bottom, right, top), resolution=2000.0, chunks=64
-    )
-    graph = dict(out.data.dask)
-    tasks = {k: v for k, v in graph.items() if isinstance(k, tuple) and k[0] == out.data.name}
-    fill = [k for k, task in tasks.items() if task[0] is warp_graph._fill]
-    warped = [k for k, task in tasks.items() if task[0] is not warp_graph._fill]
-    assert fill and warped
-    values = out.values
-    for _, _, i, j in fill:
-        block = values[:, i * 64 : (i + 1) * 64, j * 64 : (j + 1) * 64]
-        assert (block == 0).all()
-    assert (
-        differing(
-            values,
-            whole_warp(da, "EPSG:3857", bounds=(left, bottom, right, top), resolution=2000.0),
-        )
-        == 0
-    )
 
 
 # --- metadata, nodata, dtypes ----------------------------------------------------------------
@@ -470,64 +362,3 @@ def test_bad_arguments_are_refused(shared_data) -> None:
     with pytest.raises(ReprojectError, match="dims"):
         reproject(da.transpose("band", "x", "y"), "EPSG:4326")
     assert reproject(da, "EPSG:4326", resampling=Resampling.cubic).data.name
-
-
-# --- GDAL references -------------------------------------------------------------------------
-
-
-def test_distance_to_gdals_plain_default_is_only_the_approximate_transformer(
-    shared_data, capsys
-) -> None:
-    path = shared_data / "RGB.byte.tif"
-    da = pipeline.open_raster(path)
-    for method in ("nearest", "bilinear"):
-        spec = warp_spec(da, "EPSG:3857", resampling=method, error_threshold=0)
-        ours = warp_array(spec, da.values)
-        plain = gdal_default_warp(da.values, spec, method, spec.src_nodata)
-        valid = (ours != 0).any(axis=0) & (plain != 0).any(axis=0)
-        fraction = float((ours != plain).mean())
-        worst = int(np.abs(ours.astype(int) - plain.astype(int))[:, valid].max())
-        with capsys.disabled():
-            print(
-                f"\nRGB.byte.tif -> EPSG:3857 {method}, --et 0: {fraction:.2%} of values differ "
-                f"from rasterio.warp.reproject defaults, max |diff| {worst} (valid pixels)"
-            )
-        # our default is GDAL's: no difference at all
-        default = warp_array(warp_spec(da, "EPSG:3857", resampling=method), da.values)
-        assert differing(default, plain) == 0
-        # the approximate transformer moves samples by < 0.125 pixel: few nearest pixels change
-        assert 0 < fraction < (0.10 if method == "nearest" else 0.40)
-        # ... and it is the whole difference: WarpedVRT with GDAL's default 0.125 tolerance
-        # reproduces the plain warp
-        with (
-            rasterio.open(path) as src,
-            WarpedVRT(
-                src,
-                crs=spec.dst.crs,
-                transform=spec.dst.transform,
-                width=spec.dst.width,
-                height=spec.dst.height,
-                resampling=Resampling[method],
-                tolerance=0.125,
-                warp_mem_limit=256,
-            ) as vrt,
-        ):
-            assert differing(vrt.read(), plain) == 0
-
-
-def test_default_chunks_are_large_multiples_of_512() -> None:
-    data = dsa.zeros((3, 3000, 3000), dtype="uint8", chunks=1000)
-    da = synthetic_da(data, UTM_30M, chunks=1000)
-    out = reproject(da, "EPSG:32618")
-    assert out.data.chunks[1][0] == 1024 and out.data.chunks[2][0] == 1024
-    wide = synthetic_da(
-        dsa.zeros((8, 3000, 3000), dtype="float64", chunks=1000), UTM_30M, chunks=1000
-    )
-    edge = reproject(wide, "EPSG:32618").data.chunks[1][0]
-    assert edge % 512 == 0 and edge * edge * 8 * 8 <= 64 * 2**20
-    # shrinking 10x: a 1024 chunk would need a 10240-pixel source window (300 MiB)
-    big = synthetic_da(
-        dsa.zeros((3, 30000, 30000), dtype="uint8", chunks=5000), UTM_30M, chunks=None
-    )
-    coarse = reproject(big, "EPSG:32618", resolution=300.0)
-    assert coarse.data.chunks[1][0] == 512 and coarse.sizes["y"] == 3000

@@ -23,7 +23,14 @@ from pipeline.warp.engine import warp_array, warp_window
 from pipeline.warp.grid import GridSpec, Window
 from pipeline.warp.reproject import reproject, warp_spec
 from pipeline.warp.spec import WarpOptions, WarpSpec
-from tests.conftest import ALL_METHODS, check_equal, differing, file_grid, utm_grid
+from tests.conftest import (
+    ALL_METHODS,
+    check_equal,
+    differing,
+    file_grid,
+    gdal_default_warp,
+    utm_grid,
+)
 
 DST = "EPSG:3857"
 GDAL_DEFAULT = 0.125
@@ -105,6 +112,46 @@ def test_whole_array_warp_equals_rasterio_warped_vrt(small_utm_file, method, thr
     ):
         theirs = vrt.read()
     assert differing(warp_array(spec, da.values), theirs) == 0
+
+
+def test_distance_to_gdals_plain_default_is_only_the_approximate_transformer(
+    shared_data, capsys
+) -> None:
+    path = shared_data / "RGB.byte.tif"
+    da = pipeline.open_raster(path)
+    for method in ("nearest", "bilinear"):
+        spec = warp_spec(da, "EPSG:3857", resampling=method, error_threshold=0)
+        ours = warp_array(spec, da.values)
+        plain = gdal_default_warp(da.values, spec, method, spec.src_nodata)
+        valid = (ours != 0).any(axis=0) & (plain != 0).any(axis=0)
+        fraction = float((ours != plain).mean())
+        worst = int(np.abs(ours.astype(int) - plain.astype(int))[:, valid].max())
+        with capsys.disabled():
+            print(
+                f"\nRGB.byte.tif -> EPSG:3857 {method}, --et 0: {fraction:.2%} of values differ "
+                f"from rasterio.warp.reproject defaults, max |diff| {worst} (valid pixels)"
+            )
+        # our default is GDAL's: no difference at all
+        default = warp_array(warp_spec(da, "EPSG:3857", resampling=method), da.values)
+        assert differing(default, plain) == 0
+        # the approximate transformer moves samples by < 0.125 pixel: few nearest pixels change
+        assert 0 < fraction < (0.10 if method == "nearest" else 0.40)
+        # ... and it is the whole difference: WarpedVRT with GDAL's default 0.125 tolerance
+        # reproduces the plain warp
+        with (
+            rasterio.open(path) as src,
+            WarpedVRT(
+                src,
+                crs=spec.dst.crs,
+                transform=spec.dst.transform,
+                width=spec.dst.width,
+                height=spec.dst.height,
+                resampling=Resampling[method],
+                tolerance=0.125,
+                warp_mem_limit=256,
+            ) as vrt,
+        ):
+            assert differing(vrt.read(), plain) == 0
 
 
 def test_gdal_sum_is_itself_chunk_dependent_before_3_12_1(shared_data) -> None:
