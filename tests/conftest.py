@@ -18,6 +18,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 
+from pipeline.testing import write_synthetic_raster
 from pipeline.warp import grid as warpgrid
 from pipeline.warp.engine import warp_array
 from pipeline.warp.grid import GridSpec
@@ -153,3 +154,21 @@ def file_grid(path) -> GridSpec:
 def utm_grid(height: int = 300, width: int = 257, res: float = 30.0) -> GridSpec:
     """A north-up UTM 18N grid at ``res`` metres, top-left at (500000, 4500000)."""
     return GridSpec(CRS.from_epsg(32618), Affine(res, 0, 500000, 0, -res, 4500000), width, height)
+
+
+def good_tiles(folder: pathlib.Path, n: int = 4, size: int = 128) -> list[pathlib.Path]:
+    """``n`` small, valid, side-by-side UTM GeoTIFFs ``tile0.tif``... in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        pathlib.Path(
+            write_synthetic_raster(
+                folder / f"tile{i}.tif",
+                height=size,
+                width=size,
+                block=None,
+                seed=i,
+                origin=(500000.0 + i * size * 30.0, 4500000.0),
+            )
+        )
+        for i in range(n)
+    ]
