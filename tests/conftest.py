@@ -1,4 +1,5 @@
-"""Shared fixtures: the real test rasters in ../shared/data and small generated ones."""
+"""Shared fixtures and helpers: the real test rasters in ../shared/data, small generated ones,
+and the whole-array warp every chunked result is compared with."""
 
 from __future__ import annotations
 
@@ -10,8 +11,38 @@ from collections.abc import Iterator
 import dask
 import numpy as np
 import pytest
+import rasterio
 import rasterio.warp
+import xarray as xr
+from affine import Affine
+from rasterio.crs import CRS
 from rasterio.enums import Resampling
+
+from pipeline.testing import write_synthetic_raster
+from pipeline.warp import grid as warpgrid
+from pipeline.warp.engine import warp_array
+from pipeline.warp.grid import GridSpec
+from pipeline.warp.reproject import reproject, warp_spec
+
+#: Every resampling method GDAL's warper offers, by its rasterio name.
+ALL_METHODS = [
+    "nearest",
+    "bilinear",
+    "cubic",
+    "cubic_spline",
+    "lanczos",
+    "average",
+    "mode",
+    "max",
+    "min",
+    "med",
+    "q1",
+    "q3",
+    "sum",
+    "rms",
+]
+#: A 30 m UTM zone 18N geotransform for synthetic rasters.
+UTM_30M = Affine(30.0, 0, 500000, 0, -30.0, 4500000)
 
 
 def _shared_data_dir() -> pathlib.Path:
@@ -63,3 +94,81 @@ def gdal_default_warp(data: np.ndarray, spec, method: str, src_nodata) -> np.nda
         dst_nodata=spec.dst_nodata,
     )
     return out
+
+
+def differing(a: np.ndarray, b: np.ndarray) -> int:
+    """Pixels that differ (NaN equals NaN)."""
+    assert a.shape == b.shape and a.dtype == b.dtype
+    same = a == b
+    if a.dtype.kind == "f":
+        same |= np.isnan(a) & np.isnan(b)
+    return int((~same).sum())
+
+
+def whole_warp(da: xr.DataArray, dst_crs, **kwargs) -> np.ndarray:
+    """The whole-array warp with the options `reproject` uses for every chunk."""
+    spec = warp_spec(da, dst_crs, **kwargs)
+    source = np.asarray(da.values)
+    out = warp_array(spec, source.astype(spec.dtype))
+    return out.astype(da.dtype)
+
+
+def check_equal(da: xr.DataArray, dst_crs, chunks, **kwargs) -> np.ndarray:
+    """``reproject`` in ``chunks``, checked equal to `whole_warp`; the chunked values."""
+    out = reproject(da, dst_crs, chunks=chunks, **kwargs)
+    chunked = out.values
+    whole = whole_warp(da, dst_crs, **kwargs)
+    assert differing(chunked, whole) == 0
+    return chunked
+
+
+def synthetic_da(
+    data,
+    transform: Affine,
+    crs: str = "EPSG:32618",
+    *,
+    nodata: float | None = None,
+    chunks: int | None = 64,
+) -> xr.DataArray:
+    """A dask-backed ``(band, y, x)`` raster built with rioxarray only (no file)."""
+    count, height, width = data.shape
+    grid = GridSpec(CRS.from_user_input(crs), transform, width, height)
+    y, x = warpgrid.pixel_center_coords(grid)
+    da = xr.DataArray(
+        data, dims=("band", "y", "x"), coords={"band": np.arange(1, count + 1), "y": y, "x": x}
+    )
+    da = da.rio.write_crs(crs).rio.write_transform(transform)
+    if nodata is not None:
+        da = da.rio.write_nodata(nodata, encoded=False)
+    if chunks is None:
+        return da
+    return da.chunk({"band": -1, "y": chunks, "x": chunks})
+
+
+def file_grid(path) -> GridSpec:
+    """The grid of a raster file."""
+    with rasterio.open(path) as ds:
+        return GridSpec(ds.crs, ds.transform, ds.width, ds.height)
+
+
+def utm_grid(height: int = 300, width: int = 257, res: float = 30.0) -> GridSpec:
+    """A north-up UTM 18N grid at ``res`` metres, top-left at (500000, 4500000)."""
+    return GridSpec(CRS.from_epsg(32618), Affine(res, 0, 500000, 0, -res, 4500000), width, height)
+
+
+def good_tiles(folder: pathlib.Path, n: int = 4, size: int = 128) -> list[pathlib.Path]:
+    """``n`` small, valid, side-by-side UTM GeoTIFFs ``tile0.tif``... in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        pathlib.Path(
+            write_synthetic_raster(
+                folder / f"tile{i}.tif",
+                height=size,
+                width=size,
+                block=None,
+                seed=i,
+                origin=(500000.0 + i * size * 30.0, 4500000.0),
+            )
+        )
+        for i in range(n)
+    ]

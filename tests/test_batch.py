@@ -26,11 +26,10 @@ from pipeline.batch import (
     run_batch,
 )
 from pipeline.batch_plan import TileJob
-from pipeline.errors import BatchUsageError, CRSInputError
 from pipeline.io.write import TEMP_SUFFIX
-from pipeline.testing import write_synthetic_raster
 from pipeline.verify import verify_raster
 from pipeline.warp.spec import WarpOptions
+from tests.conftest import good_tiles
 from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.cluster
@@ -40,23 +39,6 @@ pytestmark = pytest.mark.cluster
 def client() -> Iterator[object]:
     with pipeline.connect(threads_per_worker=2, dashboard_address="127.0.0.1:0", quiet=True) as c:
         yield c
-
-
-def _good_tiles(folder: pathlib.Path, n: int = 4, size: int = 128) -> list[pathlib.Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    return [
-        pathlib.Path(
-            write_synthetic_raster(
-                folder / f"tile{i}.tif",
-                height=size,
-                width=size,
-                block=None,
-                seed=i,
-                origin=(500000.0 + i * size * 30.0, 4500000.0),
-            )
-        )
-        for i in range(n)
-    ]
 
 
 def _bad_tiles(folder: pathlib.Path, shared_data: pathlib.Path) -> dict[str, str]:
@@ -78,7 +60,7 @@ def _outputs(folder: pathlib.Path) -> set[str]:
 
 
 def test_bad_tiles_fail_alone_and_are_reported(client, tmp_path, shared_data) -> None:
-    good = _good_tiles(tmp_path / "in")
+    good = good_tiles(tmp_path / "in")
     expected = _bad_tiles(tmp_path / "in", shared_data)
     report = tmp_path / "report.jsonl"
     summary = run_batch(
@@ -103,7 +85,7 @@ def test_bad_tiles_fail_alone_and_are_reported(client, tmp_path, shared_data) ->
 
 
 def test_rerun_skips_done_tiles_and_redoes_a_never_written_output(client, tmp_path) -> None:
-    good = _good_tiles(tmp_path / "in")
+    good = good_tiles(tmp_path / "in")
     out = tmp_path / "out"
     first = run_batch(tmp_path / "in", out, "EPSG:3857", client=client)
     assert first.done == len(good)
@@ -158,8 +140,8 @@ def test_both_tile_paths_read_the_overview_reproject_reads(tmp_path, shared_data
 
 
 def test_sub_folders_are_mirrored_and_lists_and_globs_work(client, tmp_path) -> None:
-    _good_tiles(tmp_path / "in" / "a", n=2)
-    _good_tiles(tmp_path / "in" / "b", n=1)
+    good_tiles(tmp_path / "in" / "a", n=2)
+    good_tiles(tmp_path / "in" / "b", n=1)
     s = run_batch(tmp_path / "in", tmp_path / "out", "EPSG:4326", recursive=True, client=client)
     assert s.done == 3
     assert _outputs(tmp_path / "out") == {
@@ -177,23 +159,6 @@ def test_sub_folders_are_mirrored_and_lists_and_globs_work(client, tmp_path) -> 
     assert len(plan.jobs) == 2
 
 
-def test_usage_errors_are_caught_before_any_work(tmp_path) -> None:
-    (tile,) = _good_tiles(tmp_path / "in", n=1)
-    shutil.copyfile(tile, tile.with_suffix(".tiff"))  # same stem: tile0_3857.tif twice
-    with pytest.raises(BatchUsageError, match="would both be written"):
-        plan_batch(tmp_path / "in", tmp_path / "out", "EPSG:3857")
-    plan = plan_batch(tmp_path / "in", tmp_path / "out", "EPSG:3857", name_template="{name}.tif")
-    assert len(plan.jobs) == 2  # {name} keeps the suffix apart
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(BatchUsageError, match="no input rasters"):
-        plan_batch(tmp_path / "empty", tmp_path / "out", "EPSG:3857")
-    with pytest.raises(CRSInputError, match="EPSG:3857"):
-        plan_batch(tmp_path / "in", tmp_path / "out2", "EPSG:99999999")
-    with pytest.raises(BatchUsageError, match="name template"):
-        plan_batch(tmp_path / "in", tmp_path / "out", "EPSG:3857", name_template="{nope}.tif")
-    assert not (tmp_path / "out2").exists()
-
-
 def test_cli_exit_codes(tmp_path, shared_data) -> None:
     (tmp_path / "empty").mkdir()
     proc = run_cli("batch", tmp_path / "empty", "-o", tmp_path / "out", "--dst-crs", "EPSG:3857")
@@ -201,7 +166,7 @@ def test_cli_exit_codes(tmp_path, shared_data) -> None:
     assert "Traceback" not in proc.stderr
     proc = run_cli("batch", tmp_path / "empty", "-o", tmp_path / "out", "--dst-crs", "nonsense")
     assert proc.returncode == 2 and "invalid CRS 'nonsense'" in proc.stderr
-    good = _good_tiles(tmp_path / "in", n=2)
+    good = good_tiles(tmp_path / "in", n=2)
     args = [
         "batch",
         tmp_path / "in",
@@ -225,7 +190,7 @@ def test_cli_exit_codes(tmp_path, shared_data) -> None:
 
 @pytest.mark.slow
 def test_sigkill_mid_batch_leaves_nothing_partial_and_a_rerun_completes(tmp_path) -> None:
-    tiles = _good_tiles(tmp_path / "in", n=40, size=256)
+    tiles = good_tiles(tmp_path / "in", n=40, size=256)
     out = tmp_path / "out"
     cmd = [
         sys.executable,

@@ -7,7 +7,6 @@ the source position every output pixel sampled.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import os
@@ -23,7 +22,6 @@ import pytest
 import rasterio
 import xarray as xr
 from click.testing import CliRunner
-from dask.base import tokenize
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -68,28 +66,7 @@ def reference(rgb: pathlib.Path) -> dict[str, np.ndarray]:
     return {m: _gdal_default(rgb, m) for m in ("nearest", "bilinear")}
 
 
-# --- XML and spec ------------------------------------------------------------------------
-
-
-def test_default_is_gdals_threshold_and_zero_is_the_bare_exact_transformer(rgb) -> None:
-    da = pipeline.open_raster(rgb)
-    default = warp_spec(da, DST, resampling="bilinear")
-    approx = warp_spec(da, DST, resampling="bilinear", error_threshold=GDAL_DEFAULT)
-    zero = warp_spec(da, DST, resampling="bilinear", error_threshold=0)
-    assert default == approx and default.error_threshold == GDAL_DEFAULT == 0.125
-    assert WarpOptions().error_threshold == 0.125
-    exact_xml = engine.warped_vrt_xml(zero, "/vsimem/src.vrt")
-    assert "<Transformer><GenImgProjTransformer>" in exact_xml and "Approx" not in exact_xml
-    approx_xml = engine.warped_vrt_xml(approx, "/vsimem/src.vrt")
-    head = "<ApproxTransformer><MaxError>0.125</MaxError><BaseTransformer>"
-    tail = "</BaseTransformer></ApproxTransformer>"
-    assert f"<Transformer>{head}<GenImgProjTransformer>" in approx_xml
-    assert f"</GenImgProjTransformer>{tail}</Transformer>" in approx_xml
-    assert approx_xml.replace(head, "").replace(tail, "") == exact_xml
-    # The threshold and the block grid are part of the spec's identity.
-    assert tokenize(approx) != tokenize(zero) and hash(approx) != hash(zero)
-    assert tokenize(dataclasses.replace(approx, error_threshold=0.0)) == tokenize(zero)
-    assert tokenize(dataclasses.replace(approx, block=(64, 64))) != tokenize(approx)
+# --- the block grid ------------------------------------------------------------------------
 
 
 def test_block_grid_depends_only_on_the_destination_grid() -> None:

@@ -11,6 +11,7 @@ import rasterio
 from rasterio.enums import Resampling
 
 import pipeline
+import pipeline.io.open as open_module
 from pipeline import grid
 from pipeline.io.open import FileSource, file_source, overview_shapes, read_source_window
 from pipeline.testing import write_synthetic_raster
@@ -119,6 +120,31 @@ def test_bad_inputs_raise_a_one_line_error_naming_the_file(tmp_path, make, messa
         pipeline.open_raster(path)
     assert str(path) in str(info.value)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_a_file_of_several_images_is_refused_naming_one(tmp_path) -> None:
+    """A multi-page TIFF: GDAL lists its pages as subdatasets, rioxarray opens them all."""
+    tifffile = pytest.importorskip("tifffile")
+    path = tmp_path / "pages.tif"
+    tifffile.imwrite(path, np.zeros((8, 8), "uint8"))
+    tifffile.imwrite(path, np.ones((8, 8), "uint8"), append=True)
+    with rasterio.open(path) as ds:
+        assert ds.count == 1 and len(ds.subdatasets) == 2
+    with pytest.raises(pipeline.RasterInputError, match="holds 2 images") as info:
+        pipeline.open_raster(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert repr(f"GTIFF_DIR:1:{path}") in message
+
+
+def test_the_chunk_reader_refuses_to_run_without_block_info(shared_data) -> None:
+    da = pipeline.open_raster(shared_data / "byte.tif")
+    source = file_source(da)
+    assert source is not None
+    with pytest.raises(TypeError, match="block_info") as info:
+        open_module._read_chunk(source.path, source.identity, list(source.bands), source.dtype)
+    assert source.path in str(info.value)
 
 
 def test_corrupt_tile_error_names_the_file_and_window(shared_data, tmp_path) -> None:

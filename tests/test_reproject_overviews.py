@@ -23,13 +23,11 @@ from pipeline.cli.reproject import reproject as reproject_command
 from pipeline.testing import write_synthetic_raster
 from pipeline.warp.engine import warp_array
 from pipeline.warp.overviews import (
-    MIN_SHRINK,
-    best_overview_level,
     overview_level_for,
     overview_warp_spec,
 )
 from pipeline.warp.reproject import reproject, warp_spec
-from tests.test_reproject import _differing, _whole
+from tests.conftest import differing, whole_warp
 
 _CLUSTER = ["--threads", "2", "--dashboard-address", "127.0.0.1:0", "--no-progress"]
 FACTORS = [2, 4, 8]
@@ -107,34 +105,6 @@ def _overview_reference(path, level: int, da: xr.DataArray, dst_crs, **kwargs) -
 
 def _valid(a: np.ndarray, nodata: float) -> np.ndarray:
     return ~(np.isnan(a) | (a == nodata)) if a.dtype.kind == "f" else a != nodata
-
-
-# -- the selection rule (gdalwarp -ovr AUTO) -------------------------------------------------
-
-
-def test_best_level_is_gdalwarps_choice() -> None:
-    widths = [396, 198, 99]  # RGB.byte.tif (791 wide) with 2, 4 and 8x overviews
-    assert best_overview_level(8.0, 791, widths) == 2
-    assert best_overview_level(100.0, 791, widths) == 2  # the coarsest there is
-    assert best_overview_level(7.0, 791, widths) == 1  # 7.99 > 7 + 0.1: one level finer
-    assert best_overview_level(7.95, 791, widths) == 2  # within gdalwarp's 0.1 tolerance
-    assert best_overview_level(3.9, 791, widths) == 1
-    assert best_overview_level(2.0, 791, widths) == 0
-    assert best_overview_level(1.95, 791, widths) == 0  # gdalwarp would; our 2x gate does not
-    assert best_overview_level(1.5, 791, widths) is None
-    assert best_overview_level(0.5, 791, widths) is None
-    assert best_overview_level(8.0, 791, []) is None
-    assert best_overview_level(8.0, 791, widths, oversampling_threshold=0.5) == 1
-
-
-def test_levels_are_only_considered_from_a_2x_shrink(rgb_ovr) -> None:
-    da = pipeline.open_raster(rgb_ovr)
-    widths = [396, 198, 99]
-    near_2x = warp_spec(da, "EPSG:32618", resolution=1.95 * 300.0379266750948)
-    assert 1.9 < 1 / near_2x.xscale < MIN_SHRINK
-    assert overview_level_for(near_2x, 791, widths) is None
-    at_2x = warp_spec(da, "EPSG:32618", resolution=2 * 300.0379266750948)
-    assert overview_level_for(at_2x, 791, widths) == 0
 
 
 # -- reproject: same grid, close values, really the overview ---------------------------------
@@ -236,7 +206,7 @@ def test_full_resolution_is_read_when_overviews_do_not_apply(
         da = da.chunk({"y": 100, "x": 100})
     kwargs = {"resolution": resolution, "resampling": "average"}
     out = reproject(da, "EPSG:32618", **kwargs)
-    assert _differing(out.values, _whole(da, "EPSG:32618", **kwargs)) == 0
+    assert differing(out.values, whole_warp(da, "EPSG:32618", **kwargs)) == 0
     assert reads and {level for level, _ in reads} == {None}
 
 
@@ -253,7 +223,7 @@ def test_chunked_overview_warp_equals_the_whole_overview_warp(rgb_ovr, method, c
     level = overview_level_for(warp_spec(da, dst_crs, **kwargs), 791, [396, 198, 99])
     assert level == 2
     whole = _overview_reference(rgb_ovr, level, da, dst_crs, **kwargs)
-    assert _differing(out.values, whole) == 0
+    assert differing(out.values, whole) == 0
 
 
 @pytest.mark.parametrize("method", ["bilinear", "average"])
@@ -263,20 +233,9 @@ def test_chunked_float_overview_warp_equals_the_whole_overview_warp(float_ovr, m
     kwargs = {"resolution": 4 * 30.0, "resampling": method}  # 4x: the 4x overview (level 1)
     out = reproject(da, dst_crs, chunks=(37, 50), **kwargs)
     whole = _overview_reference(float_ovr, 1, da, dst_crs, **kwargs)
-    assert _differing(out.values, whole) == 0
+    assert differing(out.values, whole) == 0
     assert out.rio.transform() == reproject(da, dst_crs, overviews=False, **kwargs).rio.transform()
     del resolution
-
-
-def test_overview_warp_uses_the_overviews_scale(rgb_ovr) -> None:
-    da = pipeline.open_raster(rgb_ovr)
-    spec = warp_spec(da, "EPSG:32618", resolution=8 * 300.0379266750948, resampling="average")
-    assert (spec.xscale, spec.yscale) == (0.125, 0.125)
-    ovr = overview_warp_spec(spec, 90, 99)
-    assert ovr.dst == spec.dst
-    assert ovr.src.shape == (90, 99) and ovr.src.bounds == pytest.approx(spec.src.bounds)
-    assert ovr.xscale == pytest.approx(1.0, abs=0.01) and ovr.yscale == pytest.approx(1.0, abs=0.01)
-    assert ovr.source_extra < spec.source_extra
 
 
 # -- CLI -------------------------------------------------------------------------------------
@@ -297,9 +256,9 @@ def test_cli_no_overviews_reads_full_resolution(rgb_ovr, tmp_path) -> None:
     assert (t1, c1) == (t2, c2)
     da = pipeline.open_raster(rgb_ovr)
     kwargs = {"resolution": resolution, "resampling": "average"}
-    assert _differing(full, _whole(da, dst_crs, **kwargs)) == 0
-    assert _differing(fast, _overview_reference(rgb_ovr, 2, da, dst_crs, **kwargs)) == 0
-    assert _differing(fast, full) > 0
+    assert differing(full, whole_warp(da, dst_crs, **kwargs)) == 0
+    assert differing(fast, _overview_reference(rgb_ovr, 2, da, dst_crs, **kwargs)) == 0
+    assert differing(fast, full) > 0
 
 
 def test_cli_help_mentions_gdalwarp_ovr() -> None:

@@ -14,23 +14,9 @@ from rasterio.crs import CRS
 from rasterio.warp import aligned_target, calculate_default_transform
 
 from pipeline.errors import CRSInputError, PipelineError, ReprojectError
-from pipeline.warp import engine
 from pipeline.warp import grid as warpgrid
-from pipeline.warp.engine import warp_array
 from pipeline.warp.grid import GridSpec, Window
-from pipeline.warp.spec import WarpSpec
-
-UTM = CRS.from_epsg(32618)
-
-
-def _grid(path) -> GridSpec:
-    with rasterio.open(path) as ds:
-        return GridSpec(ds.crs, ds.transform, ds.width, ds.height)
-
-
-def _synthetic_grid(height: int = 300, width: int = 257, res: float = 30.0) -> GridSpec:
-    return GridSpec(UTM, Affine(res, 0, 500000, 0, -res, 4500000), width, height)
-
+from tests.conftest import file_grid, utm_grid
 
 # --- CRS input -------------------------------------------------------------------------------
 
@@ -70,7 +56,7 @@ def test_parse_crs_rejects_bad_input_in_one_line(value, reason) -> None:
     [("RGB.byte.tif", "EPSG:3857"), ("RGB.byte.tif", "EPSG:4326"), ("shade.tif", "EPSG:4326")],
 )
 def test_default_grid_is_calculate_default_transform(shared_data, name, dst_crs) -> None:
-    src = _grid(shared_data / name)
+    src = file_grid(shared_data / name)
     with rasterio.open(shared_data / name) as ds:
         expected = calculate_default_transform(ds.crs, dst_crs, ds.width, ds.height, *ds.bounds)
     dst = warpgrid.destination_grid(src, dst_crs)
@@ -79,7 +65,7 @@ def test_default_grid_is_calculate_default_transform(shared_data, name, dst_crs)
 
 
 def test_resolution_and_shape_overrides_match_gdal(shared_data) -> None:
-    src = _grid(shared_data / "RGB.byte.tif")
+    src = file_grid(shared_data / "RGB.byte.tif")
     args = (src.crs, "EPSG:3857", src.width, src.height, *src.bounds)
     dst = warpgrid.destination_grid(src, "EPSG:3857", resolution=(500.0, 400.0))
     assert (dst.transform, dst.width, dst.height) == calculate_default_transform(
@@ -92,7 +78,7 @@ def test_resolution_and_shape_overrides_match_gdal(shared_data) -> None:
 
 
 def test_bounds_with_resolution_round_like_gdalwarp() -> None:
-    src = _synthetic_grid()
+    src = utm_grid()
     dst = warpgrid.destination_grid(
         src, "EPSG:32618", bounds=(500000, 4491000, 507710, 4500000), resolution=100.0
     )
@@ -101,7 +87,7 @@ def test_bounds_with_resolution_round_like_gdalwarp() -> None:
 
 
 def test_target_aligned_pixels_aligns_to_the_resolution() -> None:
-    src = _synthetic_grid()
+    src = utm_grid()
     plain = warpgrid.destination_grid(src, "EPSG:3857", resolution=70.0)
     tap = warpgrid.destination_grid(src, "EPSG:3857", resolution=70.0, target_aligned_pixels=True)
     assert (tap.transform, tap.width, tap.height) == aligned_target(
@@ -115,7 +101,7 @@ def test_target_aligned_pixels_aligns_to_the_resolution() -> None:
 
 
 def test_conflicting_or_bad_grid_options_are_refused() -> None:
-    src = _synthetic_grid()
+    src = utm_grid()
     with pytest.raises(ReprojectError, match="resolution or shape"):
         warpgrid.destination_grid(src, "EPSG:3857", resolution=10.0, shape=(10, 10))
     with pytest.raises(ReprojectError, match="right > left"):
@@ -125,7 +111,7 @@ def test_conflicting_or_bad_grid_options_are_refused() -> None:
 
 
 def test_world_to_mercator_is_clamped_to_the_valid_latitudes(shared_data) -> None:
-    src = _grid(shared_data / "world.rgb.tif")
+    src = file_grid(shared_data / "world.rgb.tif")
     with rasterio.open(shared_data / "world.rgb.tif") as ds:
         unclamped = calculate_default_transform(
             ds.crs, "EPSG:3857", ds.width, ds.height, *ds.bounds
@@ -148,47 +134,6 @@ def test_world_to_mercator_is_clamped_to_the_valid_latitudes(shared_data) -> Non
 
 
 # --- kernel scale ----------------------------------------------------------------------------
-
-
-def _scale_cases(shared_data):
-    src = _synthetic_grid()
-    yield src, warpgrid.destination_grid(src, "EPSG:3857", resolution=90.0)
-    yield src, warpgrid.destination_grid(src, "EPSG:32618", resolution=90.0)  # snaps to 1/3
-    yield src, warpgrid.destination_grid(src, "EPSG:3857", resolution=41.0)  # snaps to 1
-    yield src, warpgrid.destination_grid(src, "EPSG:4326", resolution=0.0005)
-    rgb = _grid(shared_data / "RGB.byte.tif")
-    yield rgb, warpgrid.destination_grid(rgb, "EPSG:4326")
-
-
-def test_warp_scale_is_what_gdal_computes_for_the_whole_raster(shared_data, monkeypatch) -> None:
-    """A whole-raster warp with our XSCALE/YSCALE equals GDAL's own choice; 0.01% off does not."""
-    rng = np.random.default_rng(1)
-    with_scale = engine.warp_options
-
-    def without_scale(spec: WarpSpec) -> dict[str, str]:
-        options = with_scale(spec)
-        del options["XSCALE"], options["YSCALE"]
-        return options
-
-    for src, dst in _scale_cases(shared_data):
-        data = rng.normal(100, 20, (1, src.height, src.width))
-        xscale, yscale = warpgrid.warp_scale(src, dst)
-
-        def spec(xs: float, ys: float, dst: GridSpec = dst, src: GridSpec = src) -> WarpSpec:
-            # one block: GDAL computes its scale once, for the whole raster
-            return WarpSpec(
-                src, dst, "lanczos", "float64", 1, None, None, xs, ys, 20,
-                error_threshold=0.0, block=dst.shape,
-            )  # fmt: skip
-
-        with monkeypatch.context() as m:
-            m.setattr(engine, "warp_options", without_scale)
-            gdal_choice = warp_array(spec(1.0, 1.0), data)
-        ours = warp_array(spec(xscale, yscale), data)
-        assert np.array_equal(ours, gdal_choice), (dst, xscale, yscale)
-        if xscale < 1 or yscale < 1:
-            off = warp_array(spec(xscale * 1.0001, yscale * 1.0001), data)
-            assert not np.array_equal(off, gdal_choice)
 
 
 def test_kernel_halo_grows_with_downsampling() -> None:
@@ -215,7 +160,7 @@ def _source_positions(src: GridSpec, dst: GridSpec, step: float = 0.5):
 
 
 def test_source_windows_cover_every_footprint_plus_the_halo(shared_data) -> None:
-    src = _grid(shared_data / "RGB.byte.tif")
+    src = file_grid(shared_data / "RGB.byte.tif")
     dst = warpgrid.destination_grid(src, "EPSG:3857")
     chunks = ((100,) * 7 + (36,), (128,) * 6 + (35,))
     halo = warpgrid.kernel_halo("cubic", *warpgrid.warp_scale(src, dst))
@@ -247,7 +192,7 @@ def test_source_windows_cover_every_footprint_plus_the_halo(shared_data) -> None
 
 
 def test_chunks_outside_the_source_need_no_window() -> None:
-    src = _synthetic_grid(100, 100, 30.0)  # the source is destination rows/cols 300-400
+    src = utm_grid(100, 100, 30.0)  # the source is destination rows/cols 300-400
     dst = warpgrid.destination_grid(
         src, "EPSG:32618", bounds=(491000, 4488000, 512000, 4509000), resolution=30.0
     )
@@ -262,20 +207,20 @@ def test_chunks_outside_the_source_need_no_window() -> None:
 def test_grid_spec_tokenizes_deterministically(shared_data) -> None:
     from dask.base import tokenize
 
-    a, b = _grid(shared_data / "RGB.byte.tif"), _grid(shared_data / "RGB.byte.tif")
+    a, b = file_grid(shared_data / "RGB.byte.tif"), file_grid(shared_data / "RGB.byte.tif")
     assert tokenize(a) == tokenize(b)
     assert tokenize(a) != tokenize(GridSpec(a.crs, a.transform, a.width + 1, a.height))
 
 
 def test_pixel_centres_follow_rioxarray() -> None:
-    grid = _synthetic_grid(3, 4)
+    grid = utm_grid(3, 4)
     y, x = warpgrid.pixel_center_coords(grid)
     np.testing.assert_allclose(x, 500000 + 15 + 30 * np.arange(4))
     np.testing.assert_allclose(y, 4500000 - 15 - 30 * np.arange(3))
 
 
 def test_source_pixel_coords_agree_with_gdal(shared_data) -> None:
-    src = _grid(shared_data / "RGB.byte.tif")
+    src = file_grid(shared_data / "RGB.byte.tif")
     dst = warpgrid.destination_grid(src, "EPSG:4326")
     cols, rows = np.array([0.5, 400.25, 834.5]), np.array([0.5, 300.75, 695.5])
     c, r = warpgrid.source_pixel_coords(src, dst, cols, rows)

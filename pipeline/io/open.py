@@ -195,7 +195,11 @@ def _read_chunk(
     block_info: dict[Any, Any] | None = None,
 ) -> np.ndarray:
     """Read one chunk (a ``map_blocks`` callable)."""
-    assert block_info is not None  # dask always passes it to map_blocks callables
+    if block_info is None:  # dask passes it to every map_blocks callable that accepts it
+        raise TypeError(
+            f"{path}: _read_chunk needs dask's block_info to know which chunk to read; "
+            "call it through dask.array.map_blocks"
+        )
     (b0, b1), rows, cols = block_info[None]["array-location"]
     return _read(path, identity, indexes[b0:b1], dtype, overview_level, rows, cols)
 
@@ -333,7 +337,8 @@ def open_raster(
     Raises
     ------
     RasterInputError
-        Missing file, directory, empty file, a file GDAL cannot open as a raster, or an
+        Missing file, directory, empty file, a file GDAL cannot open as a raster, a file of
+        several images (subdatasets: multi-page TIFF, netCDF variables), or an
         ``overview_level`` the file does not have.
     ChunkingError
         Malformed ``chunks``.
@@ -359,6 +364,7 @@ def open_raster(
             in_range = bool(indexes) and all(1 <= i <= count for i in indexes)
             colormap = read_colormap(ds, indexes[0]) if in_range else None
             colorinterp = read_colorinterp(ds, indexes) if in_range else None
+            subdatasets = list(ds.subdatasets)
     except RasterioError as err:
         raise RasterInputError(f"{p}: not a readable raster ({err})") from err
     if len(dtypes) != 1:
@@ -387,7 +393,16 @@ def open_raster(
         template = rioxarray.open_rasterio(p, chunks=None, cache=False, lock=False, **open_kwargs)
     except RasterioError as err:
         raise RasterInputError(f"{p}: not a readable raster ({err})") from err
-    assert isinstance(template, xr.DataArray)  # one file, band_as_variable=False
+    if not isinstance(template, xr.DataArray):
+        # rioxarray opens a file with subdatasets (multi-page TIFF, netCDF/HDF variables) as
+        # Dataset(s) of all of them: we read one image per file.
+        for opened in template if isinstance(template, list) else [template]:
+            opened.close()
+        example = f" such as {subdatasets[0]!r}" if subdatasets else ""
+        raise RasterInputError(
+            f"{p}: holds {len(subdatasets)} images (subdatasets{example}); open_raster reads "
+            "files of one image: extract the one you want first (gdal_translate)"
+        )
     if bands is not None:
         template = template.sel(band=indexes)
     result = xr.DataArray(
