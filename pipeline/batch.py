@@ -21,7 +21,7 @@ from dask.base import tokenize
 from dask.utils import parse_bytes
 
 from pipeline import config
-from pipeline.batch_plan import TileJob, discover_inputs, plan_outputs
+from pipeline.batch_plan import TileJob, discover_inputs, is_url, plan_outputs
 from pipeline.errors import (
     BatchUsageError,
     KernelError,
@@ -276,6 +276,9 @@ def process_tile(job: TileJob, opts: TileOptions, scheduler: str | None = "sync"
 
 
 def _size(path: str) -> int:
+    """Bytes of a local input; 0 (a small tile) for URLs and missing or unreadable files."""
+    if is_url(path):
+        return 0
     try:
         return os.path.getsize(path)
     except OSError:
@@ -361,7 +364,7 @@ class BatchPlan:
 
 
 def plan_batch(
-    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None,
     outdir: str | os.PathLike[str],
     dst_crs: str,
     *,
@@ -372,6 +375,7 @@ def plan_batch(
     resolution: float | tuple[float, float] | None = None,
     recursive: bool = False,
     pattern: str | None = None,
+    from_list: str | os.PathLike[str] | None = None,
     name_template: str | None = None,
     overwrite: bool = False,
     retries: int = 2,
@@ -391,7 +395,7 @@ def plan_batch(
         dst_nodata=dst_nodata,
         error_threshold=error_threshold,
     )
-    files, root = discover_inputs(inputs, recursive=recursive, pattern=pattern)
+    files, root = discover_inputs(inputs, recursive=recursive, pattern=pattern, from_list=from_list)
     jobs = plan_outputs(files, root, outdir, crs, name_template=name_template)
     out_root = os.path.abspath(os.fspath(outdir))
     try:
@@ -466,7 +470,7 @@ def run_plan(
 
 
 def run_batch(
-    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None,
     outdir: str | os.PathLike[str],
     dst_crs: str,
     *,
@@ -480,8 +484,10 @@ def run_batch(
 
     Parameters
     ----------
-    inputs : str, path or list of paths
-        A folder, a glob, a text file with one path per line, or a list of paths.
+    inputs : str, path, list of them, or None
+        A folder, a glob (``**`` descends), a text file with one path per line, a path or URL,
+        or a list of folders, globs, paths and URLs (paths in a list are not checked up front:
+        a missing or bad one fails alone). None with ``from_list``.
     outdir : str or path
         Output folder (created if missing); sub-folders of the inputs are mirrored.
     dst_crs : str
@@ -497,7 +503,10 @@ def run_batch(
     **options
         `plan_batch` options: ``resampling``, ``kernel``, ``kernel_params``, ``dst_nodata``,
         ``resolution``, ``error_threshold`` (as `pipeline.reproject`), ``recursive`` and
-        ``pattern`` (folder discovery), ``name_template`` (default ``{stem}_{crs}.tif``),
+        ``pattern`` (folder discovery), ``from_list`` (a text file, ``"-"`` for standard
+        input, with one path or GDAL-readable URL per line; blank lines and ``#`` comments
+        skipped, relative paths relative to the list; added to ``inputs``; a URL's output is
+        named after its last path component), ``name_template`` (default ``{stem}_{crs}.tif``),
         ``overwrite`` (redo every tile; otherwise verified outputs are skipped and broken
         ones redone), ``retries`` (after non-deterministic I/O errors, default 2), and the
         output format as in `pipeline.write_raster`: ``driver`` ("GTiff" or "COG"; with
@@ -512,7 +521,8 @@ def run_batch(
     Raises
     ------
     BatchUsageError, CRSInputError, OutputError
-        Before any work: no inputs, colliding outputs, invalid CRS, unwritable folder.
+        Before any work: no inputs (a folder without rasters, a glob matching nothing, a
+        missing or empty list file), colliding outputs, invalid CRS, unwritable folder.
     """
     plan = plan_batch(inputs, outdir, dst_crs, **options)
     return run_plan(plan, client=client, window=window, report=report, progress=progress)

@@ -1,6 +1,9 @@
 """Batch planning, pure and up front: find inputs, name outputs, catch collisions.
 
-Nothing here touches a cluster; `pipeline.batch` runs the plan.
+Nothing here touches a cluster; `pipeline.batch` runs the plan. Inputs are local paths (made
+absolute) or GDAL paths and URLs (``/vsicurl/...``, ``https://...``, ``s3://...``), kept as
+given: those cannot be stat'ed, so planning never requires a listed input to exist; a missing or
+unreadable one fails alone when its tile runs.
 """
 
 from __future__ import annotations
@@ -8,16 +11,25 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import posixpath
+import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from pyproj import CRS
 
 from pipeline.errors import BatchUsageError
+from pipeline.io.staged import TEMP_SUFFIX
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".gtiff", ".vrt", ".img", ".jp2", ".nc")
+#: Never inputs, whatever the pattern: our temporary files and GDAL's sidecars.
+SKIPPED_SUFFIXES = (TEMP_SUFFIX, ".aux.xml", ".ovr", ".msk")
 DEFAULT_TEMPLATE = "{stem}_{crs}.tif"
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True)
@@ -38,72 +50,207 @@ def crs_code(crs: Any) -> str:
     return "crs" + hashlib.sha1(crs.to_wkt().encode()).hexdigest()[:8]
 
 
+def is_url(path: str) -> bool:
+    """True for GDAL virtual paths (``/vsicurl/...``, ``/vsis3/...``) and URLs (``s3://``)."""
+    return path.startswith("/vsi") or _SCHEME.match(path) is not None
+
+
+def url_name(url: str) -> str:
+    """The last path component of a URL or GDAL path, without query or fragment."""
+    rest = url
+    while rest.startswith("/vsi"):  # /vsicurl/https://host/a.tif, /vsizip//vsicurl/...
+        head, _, tail = rest[1:].partition("/")
+        if not tail or not head.startswith("vsi"):
+            break
+        rest = tail
+    path = urlsplit(rest).path if _SCHEME.match(rest) else rest
+    return posixpath.basename(path.rstrip("/"))
+
+
 def _is_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
+def _skipped(name: str) -> bool:
+    return name.lower().endswith(SKIPPED_SUFFIXES)
+
+
+def find_rasters(
+    folder: str | os.PathLike[str], *, recursive: bool = False, pattern: str | None = None
+) -> list[str]:
+    """Raster files in ``folder``, absolute and sorted (possibly none).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder to list.
+    recursive : bool, default False
+        Also list every sub-folder.
+    pattern : str, optional
+        File-name glob (default: names ending in one of `RASTER_SUFFIXES`). Hidden files, our
+        temporary files and GDAL sidecars (``.aux.xml``, ``.ovr``, ``.msk``) are never listed.
+
+    Returns
+    -------
+    list of str
+        The files found; the caller decides what an empty folder means.
+    """
+    root = os.path.abspath(os.fspath(folder))
+    pat = pattern or "*"
+    found = glob.glob(
+        os.path.join(root, "**", pat) if recursive else os.path.join(root, pat),
+        recursive=recursive,
+    )
+    return sorted(
+        os.path.abspath(f)
+        for f in found
+        if os.path.isfile(f)
+        and (pattern or f.lower().endswith(RASTER_SUFFIXES))
+        and not os.path.basename(f).startswith(".")
+        and not _skipped(f)
+    )
+
+
+def _glob_root(pattern: str) -> str:
+    """The folder before the first wildcard: sub-folders of matches below it are mirrored."""
+    parts = os.path.abspath(pattern).split(os.sep)
+    first = next(i for i, part in enumerate(parts) if _is_glob(part))
+    return os.sep.join(parts[:first]) or os.sep
+
+
+def read_list(source: str | os.PathLike[str]) -> tuple[list[str], str | None]:
+    """Inputs listed in a text file, one path or URL per line, and the folder they share.
+
+    ``source`` ``"-"`` reads standard input. Blank lines and ``#`` comments are skipped;
+    relative paths are relative to the list file (to the working folder for standard input);
+    URLs and GDAL paths are kept as written. Listed inputs are not checked: a missing or bad
+    one fails alone when its tile runs. Raises `BatchUsageError` for a missing or unreadable
+    list and for a list naming nothing.
+    """
+    text = os.fspath(source)
+    if text == "-":
+        base, label, lines = os.getcwd(), "standard input", sys.stdin.read().splitlines()
+    else:
+        base, label = os.path.dirname(os.path.abspath(text)), text
+        try:
+            with open(text, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError as err:
+            raise BatchUsageError(f"{text}: no such list file") from err
+        except IsADirectoryError as err:
+            raise BatchUsageError(
+                f"{text}: is a folder, not a list file; give it as INPUTS instead"
+            ) from err
+        except UnicodeDecodeError as err:
+            raise BatchUsageError(
+                f"{text}: not a text list file (expected one path or URL per line)"
+            ) from err
+        except OSError as err:
+            raise BatchUsageError(f"{text}: cannot read the list file ({err.strerror})") from err
+    entries = [ln.strip() for ln in lines]
+    files = [
+        e if is_url(e) else os.path.abspath(os.path.join(base, os.path.expanduser(e)))
+        for e in entries
+        if e and not e.startswith("#")
+    ]
+    if not files:
+        raise BatchUsageError(f"{label}: the list names no inputs (only blank lines or comments)")
+    local = [os.path.dirname(f) for f in files if not is_url(f)]
+    return files, (os.path.commonpath(local) if local else None)
+
+
+def _expand(
+    text: str, *, recursive: bool, pattern: str | None, strict: bool
+) -> tuple[list[str], str | None]:
+    """The inputs one INPUTS item names and the folder their outputs mirror (None for URLs).
+
+    ``strict`` (a single item, as always before several were accepted): an existing file that
+    is not a raster is a list file and a missing path is an error; otherwise plain paths are
+    taken as they are and fail alone at run time if they are bad.
+    """
+    if is_url(text):
+        return [text], None
+    if os.path.isdir(text):
+        files = find_rasters(text, recursive=recursive, pattern=pattern)
+        if not files:
+            where = f"folder {text!r}" + (f" matching {pattern!r}" if pattern else "")
+            hint = "" if recursive or pattern else " (add --recursive for sub-folders)"
+            raise BatchUsageError(f"no input rasters found in {where}{hint}")
+        return files, os.path.abspath(text)
+    if os.path.isfile(text):
+        if strict and not text.lower().endswith(RASTER_SUFFIXES):
+            return read_list(text)
+        path = os.path.abspath(text)
+        return [path], os.path.dirname(path)
+    if _is_glob(text):
+        files = sorted(
+            os.path.abspath(f)
+            for f in glob.glob(text, recursive=True)
+            if os.path.isfile(f) and not _skipped(f)
+        )
+        if not files:
+            raise BatchUsageError(f"glob {text!r} matches no files")
+        return files, _glob_root(text)
+    if strict:
+        raise BatchUsageError(f"{text}: no such file, folder or matching glob")
+    path = os.path.abspath(text)
+    return [path], os.path.dirname(path)
+
+
 def discover_inputs(
-    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     *,
     recursive: bool = False,
     pattern: str | None = None,
+    from_list: str | os.PathLike[str] | None = None,
 ) -> tuple[list[str], str]:
-    """Input files and the root folder that output sub-folders mirror.
+    """Input files and URLs, and the root folder that output sub-folders mirror.
 
-    ``inputs`` is a directory (files matching ``pattern``, default raster suffixes; with
-    ``recursive`` also in sub-folders), a glob, a text file listing one path per line (relative
-    paths are relative to the list; blank lines and ``#`` comments are skipped), or a list of
-    paths. Raises `BatchUsageError` when nothing matches.
+    Parameters
+    ----------
+    inputs : str, os.PathLike or sequence of them, optional
+        A folder (files matching ``pattern``, default raster suffixes; with ``recursive`` also
+        in sub-folders), a glob (``**`` descends into sub-folders), a text file listing inputs
+        (as ``from_list``), a path, a URL, or a sequence of folders, globs, paths and URLs.
+        In a sequence a path is not checked (a missing or bad one fails alone at run time).
+    recursive : bool, default False
+        Descend into sub-folders of folders.
+    pattern : str, optional
+        File-name glob inside folders.
+    from_list : str or os.PathLike, optional
+        A text file with one path or GDAL-readable URL per line (``"-"``: standard input);
+        see `read_list`. Added to ``inputs``.
+
+    Returns
+    -------
+    files : list of str
+        Local paths made absolute, URLs as written; in the order given, without repeats.
+    root : str
+        The folder all local inputs' folders share (the working folder if there are none).
+
+    Raises
+    ------
+    BatchUsageError
+        No inputs given, a folder with no rasters, a glob matching nothing, a missing single
+        path, a missing, unreadable or empty list file.
     """
+    if inputs is None and from_list is None:
+        raise BatchUsageError("no inputs: give folders, globs or paths, or a list file")
+    found: list[tuple[list[str], str | None]] = []
     if isinstance(inputs, (list, tuple)):
-        files = [os.path.abspath(os.fspath(p)) for p in inputs]
-        root = os.path.commonpath([os.path.dirname(f) for f in files]) if files else os.getcwd()
-        source = "the given paths"
-    else:
+        for item in inputs:
+            text = os.fspath(item)
+            found.append(_expand(text, recursive=recursive, pattern=pattern, strict=False))
+    elif inputs is not None:
         text = os.fspath(inputs)  # type: ignore[arg-type]
-        if os.path.isdir(text):
-            root = os.path.abspath(text)
-            pat = pattern or "*"
-            found = glob.glob(
-                os.path.join(root, "**", pat) if recursive else os.path.join(root, pat),
-                recursive=recursive,
-            )
-            files = sorted(
-                os.path.abspath(f)
-                for f in found
-                if os.path.isfile(f)
-                and (pattern or f.lower().endswith(RASTER_SUFFIXES))
-                and not os.path.basename(f).startswith(".")
-            )
-            source = f"folder {text!r}" + (f" matching {pattern!r}" if pattern else "")
-        elif os.path.isfile(text) and not text.lower().endswith(RASTER_SUFFIXES):
-            base = os.path.dirname(os.path.abspath(text))
-            with open(text, encoding="utf-8") as f:
-                lines = [ln.strip() for ln in f]
-            files = [
-                os.path.abspath(os.path.join(base, ln))
-                for ln in lines
-                if ln and not ln.startswith("#")
-            ]
-            root = os.path.commonpath([os.path.dirname(p) for p in files]) if files else base
-            source = f"list file {text!r}"
-        elif _is_glob(text):
-            files = sorted(
-                os.path.abspath(f) for f in glob.glob(text, recursive=True) if os.path.isfile(f)
-            )
-            root = os.path.commonpath([os.path.dirname(f) for f in files]) if files else os.getcwd()
-            source = f"glob {text!r}"
-        elif os.path.isfile(text):
-            files, root, source = (
-                [os.path.abspath(text)],
-                os.path.dirname(os.path.abspath(text)),
-                text,
-            )
-        else:
-            raise BatchUsageError(f"{text}: no such file, folder or matching glob")
+        found.append(_expand(text, recursive=recursive, pattern=pattern, strict=True))
+    if from_list is not None:
+        found.append(read_list(from_list))
+    files = list(dict.fromkeys(f for group, _ in found for f in group))
     if not files:
-        raise BatchUsageError(f"no input rasters found in {source}")
-    return files, root
+        raise BatchUsageError("no input rasters found in the given paths")
+    roots = [r for _, r in found if r is not None]
+    return files, (os.path.commonpath(roots) if roots else os.getcwd())
 
 
 def plan_outputs(
@@ -116,6 +263,8 @@ def plan_outputs(
 ) -> list[TileJob]:
     """Output path for each input, mirroring sub-folders of ``root`` under ``outdir``.
 
+    A URL's output is named after its last path component, directly in ``outdir``.
+
     ``name_template`` may use ``{stem}``, ``{name}``, ``{crs}`` and ``{suffix}`` (default
     ``{stem}_{crs}.tif``). Two inputs mapping to one output, or an output that is an input,
     raise `BatchUsageError` before any work starts.
@@ -127,8 +276,12 @@ def plan_outputs(
     seen: dict[str, str] = {}
     inputs = set(files)
     for f in files:
-        rel_dir = os.path.relpath(os.path.dirname(f), root)
-        name = os.path.basename(f)
+        if is_url(f):  # no folder to mirror: named after the URL's last path component
+            rel_dir, name = "", url_name(f)
+            if not name:
+                raise BatchUsageError(f"{f}: the URL has no file name to name its output after")
+        else:
+            rel_dir, name = os.path.relpath(os.path.dirname(f), root), os.path.basename(f)
         stem, suffix = os.path.splitext(name)
         try:
             out_name = template.format(stem=stem, name=name, crs=code, suffix=suffix)

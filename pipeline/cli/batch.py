@@ -18,7 +18,7 @@ from pipeline.cli.options import (
 
 
 @click.command()
-@click.argument("inputs", metavar="INPUTS")
+@click.argument("inputs", metavar="[INPUTS]...", nargs=-1)
 @click.option(
     "-o",
     "--output",
@@ -34,7 +34,14 @@ from pipeline.cli.options import (
 @error_threshold_opt
 @click.option("--kernel", "kernel_name", help="Kernel applied before reprojection.")
 @param_opt
-@click.option("--recursive", is_flag=True, help="Descend into sub-folders of INPUTS.")
+@click.option(
+    "--from-list",
+    "from_list",
+    metavar="FILE",
+    help="Text file with one path or GDAL-readable URL per line ('-': standard input); "
+    "blank lines and # comments skipped, relative paths relative to FILE.",
+)
+@click.option("--recursive", is_flag=True, help="Descend into sub-folders of folders in INPUTS.")
 @click.option("--pattern", metavar="GLOB", help="File-name pattern in folders (default: rasters).")
 @click.option(
     "--name-template",
@@ -61,7 +68,7 @@ from pipeline.cli.options import (
 @click.pass_context
 def batch(
     ctx: click.Context,
-    inputs: str,
+    inputs: tuple[str, ...],
     outdir: str,
     dst_crs: str,
     resampling: str,
@@ -72,6 +79,7 @@ def batch(
     params: tuple[str, ...],
     recursive: bool,
     pattern: str | None,
+    from_list: str | None,
     name_template: str | None,
     overwrite: bool,
     output_format: str,
@@ -83,7 +91,12 @@ def batch(
     progress: bool,
     **cluster: Any,
 ) -> None:
-    """Reproject every raster in INPUTS (a folder, a glob, or a file listing paths).
+    """Reproject every raster in INPUTS and/or the --from-list FILE.
+
+    INPUTS are folders, quoted globs (expanded here; ** descends into sub-folders), files or
+    URLs; a single INPUTS that is a text file lists paths as --from-list does. A glob that
+    matches nothing, a folder without rasters and a missing or empty list are usage errors;
+    a listed file that is missing or not a raster fails alone when its tile runs.
 
     Each tile is one task: a bad tile fails alone, outputs appear atomically and are verified,
     a rerun skips verified outputs and redoes broken ones. Exit status: 0 when every tile was
@@ -101,8 +114,10 @@ def batch(
             kernel_params = parse_param_strings(get_kernel(kernel_name), params)
         elif params:
             raise click.UsageError("--param needs --kernel")
+        if not inputs and from_list is None:
+            raise click.UsageError("give INPUTS (folders, globs, files) or --from-list FILE")
         plan = plan_batch(
-            inputs,
+            inputs[0] if len(inputs) == 1 else (list(inputs) or None),
             outdir,
             dst_crs,
             resampling=resampling,
@@ -113,6 +128,7 @@ def batch(
             error_threshold=error_threshold,
             recursive=recursive,
             pattern=pattern,
+            from_list=from_list,
             name_template=name_template,
             overwrite=overwrite,
             retries=retries,
