@@ -2,7 +2,7 @@
 
 Layering (lower layers never import higher ones; nothing imports ``cli``)::
 
-    errors, config, grid (pure maths)
+    errors, config, chunking (pure chunk maths)
       -> io.open (block-aligned lazy read)
       -> kernels, apply (lazy compute)
       -> warp (package: grid maths, spec, GDAL engine, overviews, tile, graph, reproject)

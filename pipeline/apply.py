@@ -6,7 +6,7 @@ that dask fuses with its blockwise neighbours), a layer built here with one. Wit
 ``depth`` pixels a task receives its chunk and every source block its extended window touches
 (the 8 neighbours, or blocks further away when chunks are thinner than ``depth``), cuts the
 halo strips from them into one padded block and runs the kernel on it
-(`pipeline.grid.halo_spans` does the window maths). Pixels beyond the raster edge are zero and
+(`pipeline.chunking.halo_spans` does the window maths). Pixels beyond the raster edge are zero and
 marked invalid (``valid`` is False there, as for nodata): edges are never reflected or
 repeated, and a chunk's result does not depend on where the chunk boundaries are. Each worker
 thread reuses its padded block and valid mask from one task to the next (up to
@@ -32,7 +32,7 @@ import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from pipeline import grid
+from pipeline import chunking
 from pipeline.errors import KernelError, PipelineWarning
 from pipeline.io.colorinterp import COLORINTERP_KEY
 from pipeline.io.colormap import COLORMAP_KEY
@@ -124,8 +124,8 @@ def _valid_mask(
 
 def _halo_block(
     blocks: list[list[np.ndarray]],
-    rows: tuple[grid.HaloSpan, ...],
-    cols: tuple[grid.HaloSpan, ...],
+    rows: tuple[chunking.HaloSpan, ...],
+    cols: tuple[chunking.HaloSpan, ...],
     padded: np.ndarray,
 ) -> np.ndarray:
     """Fill ``padded`` with the chunk and its halo cut from ``blocks`` (zero beyond the edge)."""
@@ -145,8 +145,8 @@ def _halo_block(
 
 def _halo_task(
     blocks: list[list[np.ndarray]],
-    rows: tuple[grid.HaloSpan, ...],
-    cols: tuple[grid.HaloSpan, ...],
+    rows: tuple[chunking.HaloSpan, ...],
+    cols: tuple[chunking.HaloSpan, ...],
     shape: tuple[int, int, int],
     dtype: str,
     plan: _BlockPlan,
@@ -302,8 +302,8 @@ def _halo_graph(name: str, data: dsa.Array, plan: _BlockPlan) -> dict[Any, Any]:
     """One task per output chunk, fed by every source block its padded window touches."""
     d = plan.depth
     dtype = data.dtype.str
-    row_spans = grid.halo_spans(data.chunks[1], d)
-    col_spans = grid.halo_spans(data.chunks[2], d)
+    row_spans = chunking.halo_spans(data.chunks[1], d)
+    col_spans = chunking.halo_spans(data.chunks[2], d)
     dsk: dict[Any, Any] = {}
     for b, iy, ix in itertools.product(*(range(len(c)) for c in data.chunks)):
         rows, cols = row_spans[iy], col_spans[ix]

@@ -182,7 +182,7 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
     """
     import rasterio
 
-    from pipeline import grid
+    from pipeline import chunking
     from pipeline.io.metadata import apply_metadata
     from pipeline.io.staged import CogStep, staging_profile, write_staged
     from pipeline.warp.tile import warp_tile
@@ -200,8 +200,8 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
         "transform": spec.dst.transform,
         "nodata": spec.dst_nodata,
         "tiled": True,
-        "blockysize": grid.write_block_size((out.shape[1],), max_block=max_block),
-        "blockxsize": grid.write_block_size((out.shape[2],), max_block=max_block),
+        "blockysize": chunking.write_block_size((out.shape[1],), max_block=max_block),
+        "blockxsize": chunking.write_block_size((out.shape[2],), max_block=max_block),
     }
     # a COG stages a fast GeoTIFF first: overviews -> COG copy (pipeline.io.cog)
     profile.update(

@@ -12,7 +12,7 @@ from rasterio.enums import Resampling
 
 import pipeline
 import pipeline.io.open as open_module
-from pipeline import grid
+from pipeline import chunking
 from pipeline.io.open import FileSource, file_source, overview_shapes, read_source_window
 from pipeline.testing import write_synthetic_raster
 from tests.conftest import raise_if_dask_computes
@@ -39,8 +39,8 @@ def test_auto_chunks_fall_on_the_files_block_grid(shared_data, name) -> None:
         by, bx = ds.block_shapes[0]
         count = ds.count
     assert da.data.chunks[0] == (count,)  # band axis in one chunk
-    assert grid.is_block_aligned(da.data.chunks[1], by)
-    assert grid.is_block_aligned(da.data.chunks[2], bx)
+    assert chunking.is_block_aligned(da.data.chunks[1], by)
+    assert chunking.is_block_aligned(da.data.chunks[2], bx)
 
 
 def test_striped_file_gets_full_width_row_bands(tmp_path) -> None:
@@ -52,7 +52,7 @@ def test_striped_file_gets_full_width_row_bands(tmp_path) -> None:
         da = pipeline.open_raster(path)
     assert da.data.chunks[2] == (900,)
     assert len(da.data.chunks[1]) > 1
-    assert grid.is_block_aligned(da.data.chunks[1], rows)
+    assert chunking.is_block_aligned(da.data.chunks[1], rows)
 
 
 def test_tiled_file_gets_many_whole_tile_chunks(tmp_path) -> None:
@@ -60,7 +60,7 @@ def test_tiled_file_gets_many_whole_tile_chunks(tmp_path) -> None:
     da = pipeline.open_raster(path)
     ys, xs = da.data.chunks[1:]
     assert len(ys) * len(xs) >= 4
-    assert grid.is_block_aligned(ys, 256) and grid.is_block_aligned(xs, 256)
+    assert chunking.is_block_aligned(ys, 256) and chunking.is_block_aligned(xs, 256)
     np.testing.assert_array_equal(da.values, rasterio.open(path).read())
 
 
@@ -178,8 +178,8 @@ def test_open_an_overview_level(rgb_overviews) -> None:
         expected, transform, (by, bx) = ds.read(), ds.transform, ds.block_shapes[0]
     assert da.shape == (3, 180, 198)
     assert da.rio.transform() == transform
-    assert grid.is_block_aligned(da.data.chunks[1], by)
-    assert grid.is_block_aligned(da.data.chunks[2], bx)
+    assert chunking.is_block_aligned(da.data.chunks[1], by)
+    assert chunking.is_block_aligned(da.data.chunks[2], bx)
     np.testing.assert_array_equal(da.values, expected)
     full = pipeline.open_raster(rgb_overviews)
     assert da.data.name != full.data.name

@@ -22,7 +22,7 @@ from dask.utils import parse_bytes
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from pipeline import config, grid
+from pipeline import chunking, config
 from pipeline.errors import ChunkingError, PipelineWarning, RasterInputError
 from pipeline.io.colorinterp import COLORINTERP_KEY, read_colorinterp
 from pipeline.io.colormap import COLORMAP_KEY, read_colormap
@@ -244,10 +244,10 @@ def _normalize_chunks(
     block_yx: tuple[int, int],
     itemsize: int,
     path: str,
-) -> tuple[grid.Chunks1D, grid.Chunks1D, grid.Chunks1D]:
+) -> tuple[chunking.Chunks1D, chunking.Chunks1D, chunking.Chunks1D]:
     count, height, width = shape
     by, bx = block_yx
-    band_chunks: grid.Chunks1D = (count,)
+    band_chunks: chunking.Chunks1D = (count,)
     # Prefer units that are multiples of both the file's blocks and the 16-pixel write grid.
     uy, ux = (
         math.lcm(b, _WRITE_ALIGN) if math.lcm(b, _WRITE_ALIGN) <= 1024 else b for b in (by, bx)
@@ -260,7 +260,7 @@ def _normalize_chunks(
             parse_bytes(config.get("open.chunk-bytes")),
             max(1, total // int(config.get("open.min-chunks"))),
         )
-        ys, xs = grid.auto_spatial_chunks(
+        ys, xs = chunking.auto_spatial_chunks(
             (height, width),
             (uy, ux if bx < width else bx),
             bytes_per_pixel=itemsize * count,
@@ -275,7 +275,7 @@ def _normalize_chunks(
             raise ChunkingError(f"{path}: unknown chunk dimension(s) {sorted(unknown)!r}")
         cy, cx = int(chunks.get("y", height)), int(chunks.get("x", width))
         if "band" in chunks:
-            band_chunks = grid.regular_chunks(count, int(chunks["band"]))
+            band_chunks = chunking.regular_chunks(count, int(chunks["band"]))
     elif isinstance(chunks, tuple) and len(chunks) == 2:
         cy, cx = int(chunks[0]), int(chunks[1])
     else:
@@ -284,8 +284,8 @@ def _normalize_chunks(
         )
     if cy <= 0 or cx <= 0:
         raise ChunkingError(f"{path}: chunk sizes must be positive, got {(cy, cx)!r}")
-    ry = cy if cy >= height else grid.round_to_multiple(cy, by)
-    rx = cx if cx >= width else grid.round_to_multiple(cx, bx)
+    ry = cy if cy >= height else chunking.round_to_multiple(cy, by)
+    rx = cx if cx >= width else chunking.round_to_multiple(cx, bx)
     if (ry, rx) != (cy, cx):
         warnings.warn(
             f"{path}: chunks {(cy, cx)!r} are not multiples of the file's {(by, bx)!r} blocks; "
@@ -293,7 +293,7 @@ def _normalize_chunks(
             PipelineWarning,
             stacklevel=3,
         )
-    return band_chunks, grid.regular_chunks(height, ry), grid.regular_chunks(width, rx)
+    return band_chunks, chunking.regular_chunks(height, ry), chunking.regular_chunks(width, rx)
 
 
 def open_raster(

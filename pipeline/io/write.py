@@ -14,7 +14,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from dask.base import tokenize
 
-from pipeline import config, grid
+from pipeline import chunking, config
 from pipeline.io.colorinterp import COLORINTERP_KEY
 from pipeline.io.colormap import COLORMAP_KEY
 from pipeline.io.locks import write_lock
@@ -49,17 +49,17 @@ __all__ = [
 def _block_aligned(da: xr.DataArray, max_block: int) -> tuple[xr.DataArray, int, int]:
     """Rechunk ``da`` if needed so that every chunk is a whole number of TIFF tiles."""
     ys, xs = da.data.chunks[1], da.data.chunks[2]
-    by = grid.write_block_size(ys, max_block=max_block)
-    bx = grid.write_block_size(xs, max_block=max_block)
+    by = chunking.write_block_size(ys, max_block=max_block)
+    bx = chunking.write_block_size(xs, max_block=max_block)
     if by and bx:
         return da, by, bx
     new: dict[str, Any] = {}
     if not by:
         by = max_block
-        new["y"] = grid.round_to_multiple(max(ys), by)
+        new["y"] = chunking.round_to_multiple(max(ys), by)
     if not bx:
         bx = max_block
-        new["x"] = grid.round_to_multiple(max(xs), bx)
+        new["x"] = chunking.round_to_multiple(max(xs), bx)
     return da.chunk(new), by, bx
 
 

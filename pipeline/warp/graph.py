@@ -19,7 +19,7 @@ import dask.array as dsa
 import numpy as np
 from dask.array.core import concatenate3
 
-from pipeline import grid
+from pipeline import chunking
 from pipeline.errors import ChunkingError
 from pipeline.io.open import FileSource
 from pipeline.warp.grid import Window
@@ -57,7 +57,9 @@ def _whole_blocks(edge: int, block: int) -> int:
     return max(block, edge // block * block)
 
 
-def destination_chunks(chunks: ChunksArg, spec: WarpSpec) -> tuple[grid.Chunks1D, grid.Chunks1D]:
+def destination_chunks(
+    chunks: ChunksArg, spec: WarpSpec
+) -> tuple[chunking.Chunks1D, chunking.Chunks1D]:
     """Normalise ``chunks`` to ``(y chunks, x chunks)`` for the destination grid.
 
     The default is made of whole blocks of the warp's block grid (``spec.block``), about
@@ -70,8 +72,8 @@ def destination_chunks(chunks: ChunksArg, spec: WarpSpec) -> tuple[grid.Chunks1D
         edge = _default_edge(spec.count, itemsize, spec.xscale, spec.yscale)
         block_rows, block_cols = spec.block
         return (
-            grid.regular_chunks(height, _whole_blocks(edge, block_rows)),
-            grid.regular_chunks(width, _whole_blocks(edge, block_cols)),
+            chunking.regular_chunks(height, _whole_blocks(edge, block_rows)),
+            chunking.regular_chunks(width, _whole_blocks(edge, block_cols)),
         )
     if isinstance(chunks, Mapping):
         unknown = set(chunks) - {"y", "x"}
@@ -102,7 +104,7 @@ def destination_chunks(chunks: ChunksArg, spec: WarpSpec) -> tuple[grid.Chunks1D
         )
     if cy < 1 or cx < 1:
         raise ChunkingError(f"chunk sizes must be positive, got {(cy, cx)!r}")
-    return grid.regular_chunks(height, cy), grid.regular_chunks(width, cx)
+    return chunking.regular_chunks(height, cy), chunking.regular_chunks(width, cx)
 
 
 def _fill(shape: tuple[int, int, int], value: float | None, dtype: str) -> np.ndarray:
@@ -128,7 +130,7 @@ def build_graph(
     name: str,
     data: dsa.Array,
     windows: list[list[Window | None]],
-    chunks: tuple[grid.Chunks1D, grid.Chunks1D],
+    chunks: tuple[chunking.Chunks1D, chunking.Chunks1D],
     spec: WarpSpec,
     out_dtype: str,
     file: FileSource | None = None,

@@ -10,7 +10,7 @@ is ``overviews=False``.
 Mirrored from GDAL 3.10 (``GDALWarpDirect`` in ``apps/gdalwarp_lib.cpp``): the candidate
 order, the decimation factor ``full width / overview width`` (x only), the 0.1 tolerance and
 the oversampling threshold of 1.0. Deliberate differences: the shrink factor is taken from the
-global XSCALE/YSCALE of the warp (`pipeline.grid.warp_scale`, the smaller ratio of the two
+global XSCALE/YSCALE of the warp (`pipeline.warp.grid.warp_scale`, the smaller ratio of the two
 axes as GDAL does) rather than from gdalwarp's own sampling of the grid; overviews are only
 considered from a 2x shrink (`MIN_SHRINK`; gdalwarp already takes a 2x overview above a 1.9x
 shrink); ``GDALWARP_OVERSAMPLING_THRESHOLD`` is not read from the environment. The source
@@ -43,7 +43,7 @@ def shrink_factor(xscale: float, yscale: float) -> float:
     """Source pixels per destination pixel along the less shrunk axis.
 
     ``xscale``/``yscale`` are the warp's global XSCALE/YSCALE (destination pixels per
-    source pixel, `pipeline.grid.warp_scale`); gdalwarp likewise takes the smaller of
+    source pixel, `pipeline.warp.grid.warp_scale`); gdalwarp likewise takes the smaller of
     its x and y ratios (OSGeo/gdal#7019).
     """
     return 1.0 / max(xscale, yscale)
