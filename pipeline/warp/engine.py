@@ -45,9 +45,8 @@ Every GDAL workaround lives in this module:
    1e-13 differences in small chunks next to nodata-free edges). With a source nodata the
    source VRT has a per-dataset mask band (255 on our window, 0 around it) that GDAL never
    drops, so every chunk, and the whole-array warp, run the same masked kernels. Without one
-   there is no mask anywhere, so all run GDAL's unmasked kernels (about 3x faster: bilinear
-   on 3-band uint8, 55 vs 162 ns per output pixel, the same ratio as GDAL's own warp with
-   and without a nodata value).
+   there is no mask anywhere, so all run GDAL's unmasked kernels, about 3x faster, as GDAL's
+   own warp is without a nodata value (benchmarks/RESULTS.md).
 8. Resampling names as GDAL writes them in warped-VRT XML (`pipeline.warp.resampling`): an
    unknown ``ResampleAlg`` silently means nearest neighbour.
 
