@@ -27,6 +27,7 @@ from pipeline import chunking, config
 from pipeline.errors import ChunkingError, PipelineWarning, RasterInputError
 from pipeline.io.colorinterp import COLORINTERP_KEY, read_colorinterp
 from pipeline.io.colormap import COLORMAP_KEY, read_colormap
+from pipeline.io.gdal_env import current_settings
 
 ChunksArg = Union[str, int, tuple[int, int], Mapping[str, int], None]  # noqa: UP007
 
@@ -72,8 +73,15 @@ def remote_cause(err: BaseException) -> str:
     """What went wrong reading a remote file, in words, from GDAL's /vsicurl/ error message."""
     msg = " ".join(str(err).split())
     low = msg.lower()
-    if "response code: 404" in low or "does not exist in the file system" in low:
+    if "response code: 404" in low:
         return "not found (HTTP 404)"
+    if "does not exist in the file system" in low:
+        # GDAL fetches nothing whose name lacks an extension of CPL_VSIL_CURL_ALLOWED_EXTENSIONS
+        name = "CPL_VSIL_CURL_ALLOWED_EXTENSIONS"
+        allowed = current_settings([name])[name]
+        if allowed:
+            return f"not found, or not a name GDAL fetches ({name}={allowed})"
+        return "not found"
     if "response code: 403" in low or "response code: 401" in low:
         code = "401" if "401" in low else "403"
         return f"access denied (HTTP {code}): check credentials"
