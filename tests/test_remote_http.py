@@ -354,3 +354,20 @@ def test_batch_from_a_list_of_urls_equals_the_local_run(
             assert a.profile == b.profile
             np.testing.assert_array_equal(a.read(), b.read())
     assert not os.path.exists(out / "missing_3857.tif")
+
+
+def test_readdir_true_costs_no_more_requests_than_empty_dir(
+    server: RangeServer, cogs: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pipeline.gdal-env keeps TRUE (local sidecars such as .ovr and .aux.xml are still found):
+    # over /vsicurl/ it must not probe for sidecars more than the cloud advice, EMPTY_DIR.
+    shutil.copyfile(cogs / "rgb.tif", server.root / "rgb_copy.tif")
+    heads = {}
+    for value, name in (("TRUE", "rgb.tif"), ("EMPTY_DIR", "rgb_copy.tif")):
+        monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", value)
+        server.reset_counts()
+        pipeline.open_raster(server.url(name), overview_level=0).compute()
+        # no request for another name (rgb.tif.ovr, rgb.tif.aux.xml, the folder)
+        assert {n for _, n, _ in server.requests} == {name}, server.requests
+        heads[value] = sum(method == "HEAD" for method, _, _ in server.requests)
+    assert heads["TRUE"] == heads["EMPTY_DIR"] == 1
