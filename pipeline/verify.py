@@ -17,7 +17,7 @@ import rasterio
 from rasterio.errors import RasterioError
 
 from pipeline.errors import PipelineError
-from pipeline.io.open import check_input_file
+from pipeline.io.open import check_input_file, is_remote
 
 
 @dataclass
@@ -68,9 +68,9 @@ def _crs_matches(actual: Any, expected: str) -> bool:
         return False
 
 
-def _block_table(ds: rasterio.DatasetReader, file_size: int) -> tuple[list[str], list[str]]:
+def _block_table(ds: rasterio.DatasetReader, file_size: int | None) -> tuple[list[str], list[str]]:
     """Blocks the TIFF block table says were never written (offset or size 0), and blocks that
-    end past the end of the file (a truncated file)."""
+    end past the end of the file (a truncated file; not checked when ``file_size`` is None)."""
     if ds.driver != "GTiff":
         return [], []
     bands = [1] if ds.interleaving == rasterio.enums.Interleaving.pixel else ds.indexes
@@ -84,7 +84,7 @@ def _block_table(ds: rasterio.DatasetReader, file_size: int) -> tuple[list[str],
                 size = ds.get_tag_item(f"BLOCK_SIZE_{j}_{i}", "TIFF", bidx=b)
                 if not offset or not size or int(offset) == 0 or int(size) == 0:
                     missing.append(f"band {b} block ({i}, {j})")
-                elif int(offset) + int(size) > file_size:
+                elif file_size is not None and int(offset) + int(size) > file_size:
                     beyond.append(f"band {b} block ({i}, {j})")
     return missing, beyond
 
@@ -118,7 +118,8 @@ def verify_raster(
     Parameters
     ----------
     path : str or os.PathLike
-        The file to check.
+        The file to check: a local path or a URL `pipeline.open_raster` reads
+        (``https://...``, ``/vsicurl/...``).
     crs : str, optional
         Expected CRS (anything pyproj accepts); a different or missing CRS is a problem.
     decode : bool, default True
@@ -141,8 +142,8 @@ def verify_raster(
     p = os.fspath(path)
     result = VerifyResult(path=p)
     try:
-        check_input_file(p)
-        with rasterio.open(p) as ds:
+        gp = check_input_file(p)  # the GDAL path (/vsicurl/...) of a URL
+        with rasterio.open(gp) as ds:
             result.shape = (ds.count, ds.height, ds.width)
             result.crs = ds.crs.to_string() if ds.crs else None
             if crs is not None:
@@ -157,7 +158,9 @@ def verify_raster(
                 result.problems.append(f"degenerate transform {tuple(t)[:6]}")
             elif ds.crs is not None and t.is_identity:
                 result.problems.append("identity transform: not georeferenced")
-            missing, beyond = _block_table(ds, os.path.getsize(p))
+            # a remote file's size is not asked for: a truncated one fails to decode instead
+            size = None if is_remote(p) else os.path.getsize(p)
+            missing, beyond = _block_table(ds, size)
             if missing:
                 result.problems.append(_listed("never written", missing))
             if beyond:
@@ -174,12 +177,12 @@ def verify_raster(
         if cog and not result.problems:
             from pipeline.io.cog import cog_report
 
-            report = cog_report(p)
+            report = cog_report(gp)
             result.cog = report.line()
             if not report.valid:
                 result.problems.append(result.cog)
             elif decode:
-                _decode_overviews(p, len(report.overviews))
+                _decode_overviews(gp, len(report.overviews))
     except PipelineError as err:
         result.problems.append(str(err).removeprefix(f"{p}: "))
     except RasterioError as err:

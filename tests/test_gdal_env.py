@@ -5,12 +5,30 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import dask
 import pytest
 
 import pipeline
+from pipeline.cluster import run_here
 from pipeline.io.gdal_env import current_settings, describe, looks_secret, redact, worker_env
 
-NAMES = ["GDAL_NUM_THREADS", "GDAL_CACHEMAX", "PROJ_NETWORK", "GDAL_DISABLE_READDIR_ON_OPEN"]
+# Remote inputs (https://, /vsicurl/): what GDAL needs to read them with few range requests
+CLOUD = {
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.vrt,.ovr,.jp2,.img",
+    "GDAL_HTTP_MULTIRANGE": "YES",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "VSI_CACHE": "TRUE",
+    "GDAL_HTTP_MAX_RETRY": "3",
+    "GDAL_HTTP_RETRY_DELAY": "1",
+    "GDAL_HTTP_TIMEOUT": "30",
+}
+NAMES = [
+    "GDAL_NUM_THREADS",
+    "GDAL_CACHEMAX",
+    "PROJ_NETWORK",
+    "GDAL_DISABLE_READDIR_ON_OPEN",
+    *CLOUD,
+]
 
 
 def _in_task() -> dict[str, str | None]:
@@ -37,6 +55,23 @@ def test_settings_visible_in_tasks_on_process_workers_and_after_restart() -> Non
         client.restart()
         assert client.run(lambda: __import__("os").getpid()) != pids
         assert client.submit(_in_task, pure=False).result() == expected
+
+
+def test_cloud_settings_are_defaults_overridable_and_reach_this_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = worker_env()
+    assert {k: env[k] for k in CLOUD} == CLOUD
+    # TRUE, not EMPTY_DIR: local sidecars (.ovr, .aux.xml) are still found
+    assert env["GDAL_DISABLE_READDIR_ON_OPEN"] == "TRUE"
+    assert not any(looks_secret(k) for k in CLOUD)
+    with dask.config.set({"pipeline.gdal-env.GDAL_HTTP_TIMEOUT": "5"}):
+        assert worker_env()["GDAL_HTTP_TIMEOUT"] == "5"
+    assert worker_env({"GDAL_HTTP_MAX_RETRY": "0"})["GDAL_HTTP_MAX_RETRY"] == "0"
+    for name in NAMES:  # run_here writes os.environ: restore it after the test
+        monkeypatch.setenv(name, "unset")
+    with run_here(threads=1, quiet=True):
+        assert current_settings(list(CLOUD)) == CLOUD
 
 
 def test_secret_looking_values_are_redacted() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 import warnings
 from collections import OrderedDict
@@ -26,6 +27,7 @@ from pipeline import chunking, config
 from pipeline.errors import ChunkingError, PipelineWarning, RasterInputError
 from pipeline.io.colorinterp import COLORINTERP_KEY, read_colorinterp
 from pipeline.io.colormap import COLORMAP_KEY, read_colormap
+from pipeline.io.gdal_env import current_settings
 
 ChunksArg = Union[str, int, tuple[int, int], Mapping[str, int], None]  # noqa: UP007
 
@@ -36,14 +38,92 @@ _local = threading.local()
 _HANDLES_PER_THREAD = 8
 
 
+# URL schemes and the GDAL virtual file system that reads them. Only http(s) is tested here
+# (against a local server); s3/gs/az are mapped the same way and need GDAL's credentials.
+_URL_PREFIXES = (
+    ("http://", "/vsicurl/http://"),
+    ("https://", "/vsicurl/https://"),
+    ("s3://", "/vsis3/"),
+    ("gs://", "/vsigs/"),
+    ("az://", "/vsiaz/"),
+)
+_REMOTE_VSI = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift")
+
+
+def is_remote(path: str | os.PathLike[str]) -> bool:
+    """True for URLs GDAL reads over the network and their GDAL paths (``/vsicurl/...``)."""
+    p = os.fspath(path)
+    # /vsizip//vsicurl/https://... is remote too
+    return p.startswith(tuple(prefix for prefix, _ in _URL_PREFIXES)) or any(
+        f"{vsi}/" in p for vsi in _REMOTE_VSI
+    )
+
+
+def gdal_path(path: str | os.PathLike[str]) -> str:
+    """The path GDAL opens: ``https://h/a.tif`` -> ``/vsicurl/https://h/a.tif``,
+    ``s3://b/k`` -> ``/vsis3/b/k`` (also ``gs://``, ``az://``); anything else unchanged."""
+    p = os.fspath(path)
+    for prefix, vsi in _URL_PREFIXES:
+        if p.startswith(prefix):
+            return vsi + p[len(prefix) :]
+    return p
+
+
+def remote_cause(err: BaseException) -> str:
+    """What went wrong reading a remote file, in words, from GDAL's /vsicurl/ error message."""
+    msg = " ".join(str(err).split())
+    low = msg.lower()
+    if "response code: 404" in low:
+        return "not found (HTTP 404)"
+    if "does not exist in the file system" in low:
+        # GDAL fetches nothing whose name lacks an extension of CPL_VSIL_CURL_ALLOWED_EXTENSIONS
+        name = "CPL_VSIL_CURL_ALLOWED_EXTENSIONS"
+        allowed = current_settings([name])[name]
+        if allowed:
+            return f"not found, or not a name GDAL fetches ({name}={allowed})"
+        return "not found"
+    if "response code: 403" in low or "response code: 401" in low:
+        code = "401" if "401" in low else "403"
+        return f"access denied (HTTP {code}): check credentials"
+    if "could not connect" in low or "failed to connect" in low or "connection refused" in low:
+        return f"connection refused: is the server up? ({msg})"
+    if "timed out" in low or "timeout" in low:
+        return f"timed out ({msg})"
+    if "not recognized as" in low and "supported" in low:
+        return "not a raster GDAL can read"
+    match = re.search(r"response code: (\d+)", low)
+    if match:
+        return f"HTTP error {match.group(1)}"
+    return f"unreadable ({msg})"
+
+
 def _file_identity(path: str) -> tuple[Any, ...]:
+    if is_remote(path):
+        # No stat over the network: the URL names the object. GDAL's /vsicurl/ caches what it
+        # has read for the life of the process anyway, so an object replaced in place is not
+        # seen by this process either way.
+        return ("remote", path)
     st = os.stat(path)
     return (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def check_input_file(path: str | os.PathLike[str]) -> str:
-    """Return ``path`` as a string, or raise a one-line `RasterInputError` naming what is wrong."""
+    """Return ``path`` as a string, or raise a one-line `RasterInputError` naming what is wrong.
+
+    A URL (``http(s)://``, ``s3://``, ``gs://``, ``az://``) or GDAL network path
+    (``/vsicurl/...``) is returned as the GDAL path `gdal_path` gives, after GDAL opened it
+    once (its header then sits in GDAL's cache): not found, access denied, connection refused
+    and not a raster are told apart.
+    """
     p = os.fspath(path)
+    if is_remote(p):
+        gp = gdal_path(p)
+        try:
+            with rasterio.open(gp):
+                pass
+        except RasterioError as err:
+            raise RasterInputError(f"{p}: {remote_cause(err)}") from err
+        return gp
     if not os.path.exists(p):
         raise RasterInputError(f"{p}: no such file")
     if os.path.isdir(p):
@@ -62,7 +142,7 @@ class FileSource:
     Attributes
     ----------
     path : str
-        Absolute path of the file.
+        Absolute path of the file, or the GDAL path of a remote one (``/vsicurl/https://...``).
     bands : tuple of int
         1-based band indexes read.
     overview_level : int or None
@@ -74,7 +154,8 @@ class FileSource:
     dtype : str
         Data type read (``numpy.dtype.str``).
     identity : tuple
-        Path, device, inode, size and modification time of the file when it was opened.
+        Path, device, inode, size and modification time of the file when it was opened;
+        ``("remote", path)`` for a remote file.
     """
 
     path: str
@@ -122,7 +203,7 @@ def overview_shapes(path: str | os.PathLike[str]) -> list[tuple[int, int]]:
 
     Empty for files without overviews, or that GDAL cannot open.
     """
-    p = os.fspath(path)
+    p = gdal_path(path)
     try:
         with rasterio.open(p) as ds:
             count = len(ds.overviews(1))
@@ -179,6 +260,10 @@ def _read(
         out: np.ndarray = ds.read(indexes, window=window, out_dtype=dtype)
     except RasterioError as err:
         where = "" if overview_level is None else f" of overview {overview_level}"
+        if is_remote(path):
+            raise RasterInputError(
+                f"{path}: cannot read rows {r0}:{r1}, columns {c0}:{c1}{where}: {remote_cause(err)}"
+            ) from err
         raise RasterInputError(
             f"{path}: corrupt or unreadable data in rows {r0}:{r1}, columns {c0}:{c1}"
             f"{where} ({err})"
@@ -308,7 +393,9 @@ def open_raster(
     Parameters
     ----------
     path : str or os.PathLike
-        Any raster GDAL reads (GeoTIFF, COG, ...).
+        Any raster GDAL reads (GeoTIFF, COG, ...): a local file, a URL read with HTTP range
+        requests (``https://...``, ``http://...``, or GDAL's ``/vsicurl/...``), or an object
+        store URL GDAL maps (``s3://`` -> ``/vsis3/``, ``gs://``, ``az://``; untested here).
     chunks : "auto", int, (y, x) tuple or dict, optional
         "auto" (default) picks chunks of about ``pipeline.open.chunk-bytes`` (32 MiB, all bands
         together; smaller for small rasters so there are ``pipeline.open.min-chunks`` of them)
@@ -331,8 +418,9 @@ def open_raster(
         read until computed; nodata values are kept as stored (not masked). The dask name is
         ``pipeline-open-<token>`` where the token depends on the file's path, inode, size and
         modification time, so a rewritten file never reuses cached results.
-        ``encoding["source"]`` is the absolute path and ``encoding["pipeline_source"]`` a
-        `FileSource` (see `file_source`).
+        A remote file's token depends on its URL only. ``encoding["source"]`` is the absolute
+        path (the GDAL path, such as ``/vsicurl/https://...``, of a remote file) and
+        ``encoding["pipeline_source"]`` a `FileSource` (see `file_source`).
 
     Raises
     ------
@@ -412,7 +500,7 @@ def open_raster(
         attrs=dict(template.attrs),
     )
     result.name = template.name  # not the dask name xarray would infer
-    absolute = os.path.abspath(p)
+    absolute = p if is_remote(p) else os.path.abspath(p)
     result.encoding = {
         **template.encoding,
         "source": absolute,

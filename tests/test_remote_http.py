@@ -1,0 +1,373 @@
+"""Remote inputs read with HTTP range requests, against a real server on 127.0.0.1.
+
+The server (`RangeServer`) honours single and multi-range ``Range`` requests, counts the
+requests and bytes it serves, and answers 404/403 for chosen paths. Each test has its own
+server whose URLs carry a fresh token, so GDAL's process-wide /vsicurl/ cache never serves one
+test what another test read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import socket
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.shutil
+from click.testing import CliRunner
+
+import pipeline
+from pipeline.cli import cli
+from pipeline.errors import RasterInputError
+from pipeline.io.gdal_env import worker_env
+from pipeline.io.open import gdal_path, is_remote
+from pipeline.verify import verify_raster
+
+_RANGE = re.compile(r"(\d*)-(\d*)")
+_BOUNDARY = "pipeline-test-boundary"
+
+
+class RangeServer(ThreadingHTTPServer):
+    """Serves the files of ``root`` under ``/<token>/``, with byte ranges.
+
+    Attributes
+    ----------
+    errors : dict
+        Status code to answer for a file name (``{"forbidden.tif": 403}``).
+    requests : list of (method, name, Range header or None)
+    bytes_served : int
+        Body bytes sent (headers not counted).
+    """
+
+    daemon_threads = True
+
+    def __init__(self, root: pathlib.Path) -> None:
+        self.root = root
+        self.token = uuid.uuid4().hex[:12]
+        self.errors: dict[str, int] = {}
+        self.requests: list[tuple[str, str, str | None]] = []
+        self.bytes_served = 0
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _RangeHandler)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/{self.token}/{name}"
+
+    def reset_counts(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.bytes_served = 0
+
+
+def _ranges(header: str | None, size: int) -> list[tuple[int, int]]:
+    """Inclusive ``(start, end)`` ranges of a ``bytes=`` header, clipped to ``size``."""
+    if not header or not header.startswith("bytes="):
+        return []
+    out = []
+    for part in header[len("bytes=") :].split(","):
+        m = _RANGE.fullmatch(part.strip())
+        if m is None or m.groups() == ("", ""):
+            continue
+        a, b = m.groups()
+        start, end = (size - int(b), size - 1) if a == "" else (int(a), int(b or size - 1))
+        start, end = max(0, start), min(size - 1, end)
+        if start <= end:
+            out.append((start, end))
+    return out
+
+
+class _RangeHandler(BaseHTTPRequestHandler):
+    server: RangeServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _empty(self, status: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _answer(self, *, body_wanted: bool) -> None:
+        srv = self.server
+        prefix = f"/{srv.token}/"
+        path = self.path.split("?", 1)[0]
+        name = path[len(prefix) :] if path.startswith(prefix) else ""
+        header = self.headers.get("Range")
+        with srv.lock:
+            srv.requests.append((self.command, name, header))
+        if name in srv.errors:
+            return self._empty(srv.errors[name])
+        file = srv.root / name
+        if not name or "/" in name or not file.is_file():
+            return self._empty(404)
+        data = file.read_bytes()
+        size = len(data)
+        ranges = _ranges(header, size)
+        if not ranges:
+            status, body, ctype = 200, data, "application/octet-stream"
+        elif len(ranges) == 1:
+            (start, end), ctype = ranges[0], "application/octet-stream"
+            status, body = 206, data[start : end + 1]
+        else:
+            parts = [
+                f"--{_BOUNDARY}\r\nContent-Type: application/octet-stream\r\n"
+                f"Content-Range: bytes {a}-{b}/{size}\r\n\r\n".encode()
+                + data[a : b + 1]
+                + b"\r\n"
+                for a, b in ranges
+            ]
+            status, ctype = 206, f"multipart/byteranges; boundary={_BOUNDARY}"
+            body = b"".join(parts) + f"--{_BOUNDARY}--\r\n".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Accept-Ranges", "bytes")
+        if len(ranges) == 1:
+            self.send_header("Content-Range", f"bytes {ranges[0][0]}-{ranges[0][1]}/{size}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body_wanted:
+            self.wfile.write(body)
+            with srv.lock:
+                srv.bytes_served += len(body)
+
+    def do_GET(self) -> None:
+        self._answer(body_wanted=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(body_wanted=False)
+
+
+@pytest.fixture(scope="module")
+def cogs(shared_data: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """cogeo.tif (a COG of 1024x1024x3, 512 blocks, six overviews), a COG of RGB.byte.tif
+    (256 blocks, two overviews) and a text file named like a raster."""
+    root = tmp_path_factory.mktemp("served")
+    shutil.copyfile(shared_data / "cogeo.tif", root / "cogeo.tif")
+    rasterio.shutil.copy(
+        str(shared_data / "RGB.byte.tif"), str(root / "rgb.tif"), driver="COG", BLOCKSIZE=256
+    )
+    (root / "notes.tif").write_text("not a raster\n" * 100)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def gdal_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process gets the workers' GDAL settings, without retries (failures are fast)."""
+    for name, value in worker_env({"GDAL_HTTP_MAX_RETRY": "0", "GDAL_HTTP_TIMEOUT": "10"}).items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def server(cogs: pathlib.Path) -> Iterator[RangeServer]:
+    srv = RangeServer(cogs)
+    srv.errors["forbidden.tif"] = 403
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=10)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_server_answers_single_and_multi_range_requests(server: RangeServer) -> None:
+    data = (server.root / "rgb.tif").read_bytes()
+    one = urllib.request.Request(server.url("rgb.tif"), headers={"Range": "bytes=10-19"})
+    with urllib.request.urlopen(one, timeout=10) as resp:
+        assert resp.status == 206 and resp.read() == data[10:20]
+    two = urllib.request.Request(server.url("rgb.tif"), headers={"Range": "bytes=0-3,100-103"})
+    with urllib.request.urlopen(two, timeout=10) as resp:
+        body = resp.read()
+        assert resp.headers.get_content_type() == "multipart/byteranges"
+    assert data[0:4] in body and data[100:104] in body and b"bytes 100-103/" in body
+    assert server.bytes_served == 10 + len(body)
+
+
+def test_urls_map_to_gdal_paths() -> None:
+    assert gdal_path("https://h/a.tif") == "/vsicurl/https://h/a.tif"
+    assert gdal_path("http://h:8/a.tif?x=1") == "/vsicurl/http://h:8/a.tif?x=1"
+    # mapped as GDAL names them; not exercised against a real object store here
+    assert gdal_path("s3://bucket/key.tif") == "/vsis3/bucket/key.tif"
+    assert gdal_path("gs://bucket/key.tif") == "/vsigs/bucket/key.tif"
+    assert gdal_path("az://container/key.tif") == "/vsiaz/container/key.tif"
+    assert gdal_path("/vsicurl/https://h/a.tif") == "/vsicurl/https://h/a.tif"
+    assert gdal_path("data/a.tif") == "data/a.tif"
+    assert is_remote("/vsizip//vsicurl/https://h/a.zip/a.tif")
+    assert not is_remote("data/http/a.tif")
+
+
+@pytest.mark.parametrize("name", ["cogeo.tif", "rgb.tif"])
+@pytest.mark.parametrize("form", ["url", "vsicurl"])
+def test_open_over_http_equals_the_local_open(
+    server: RangeServer, cogs: pathlib.Path, name: str, form: str
+) -> None:
+    url = server.url(name) if form == "url" else "/vsicurl/" + server.url(name)
+    remote = pipeline.open_raster(url)
+    local = pipeline.open_raster(cogs / name)
+    assert remote.chunks == local.chunks
+    with rasterio.open(cogs / name) as ds:
+        by, bx = ds.block_shapes[0]
+    assert all(c % by == 0 for c in remote.chunks[1][:-1])
+    assert all(c % bx == 0 for c in remote.chunks[2][:-1])
+    assert remote.rio.crs == local.rio.crs
+    assert remote.rio.transform() == local.rio.transform()
+    assert remote.encoding["source"] == "/vsicurl/" + server.url(name)
+    np.testing.assert_array_equal(remote.values, local.values)
+    assert remote.dtype == local.dtype
+
+
+def test_a_window_and_an_overview_fetch_a_fraction_of_the_file(
+    server: RangeServer, cogs: pathlib.Path
+) -> None:
+    size = (cogs / "rgb.tif").stat().st_size
+    remote = pipeline.open_raster(server.url("rgb.tif"))
+    window = remote[:, :256, :256].values
+    np.testing.assert_array_equal(window, pipeline.open_raster(cogs / "rgb.tif")[:, :256, :256])
+    assert server.bytes_served < size / 4, (server.bytes_served, size)
+    server.reset_counts()
+    overview = pipeline.open_raster(server.url("rgb.tif"), overview_level=1)
+    expected = pipeline.open_raster(cogs / "rgb.tif", overview_level=1)
+    assert overview.shape == expected.shape and overview.chunks == expected.chunks
+    np.testing.assert_array_equal(overview.values, expected.values)
+    assert overview.rio.transform() == expected.rio.transform()
+    assert server.bytes_served < size / 4, (server.bytes_served, size)
+    assert all(method in {"GET", "HEAD"} for method, _, _ in server.requests)
+
+
+@pytest.mark.parametrize("resolution", [None, 1500.0])  # 1500 m (pixels ~300 m): an overview
+def test_reproject_of_the_remote_cog_equals_the_local_one(
+    server: RangeServer, cogs: pathlib.Path, resolution: float | None
+) -> None:
+    kwargs = {"resolution": resolution} if resolution else {}
+    remote = pipeline.reproject(pipeline.open_raster(server.url("rgb.tif")), "EPSG:3857", **kwargs)
+    local = pipeline.reproject(pipeline.open_raster(cogs / "rgb.tif"), "EPSG:3857", **kwargs)
+    assert remote.shape == local.shape and min(remote.shape[1:]) > 50
+    assert remote.rio.transform() == local.rio.transform()
+    np.testing.assert_array_equal(remote.values, local.values)
+    if resolution:
+        size = (cogs / "rgb.tif").stat().st_size
+        assert server.bytes_served < size / 4, "the overview should be read, not the full image"
+
+
+@pytest.mark.parametrize(
+    ("name", "cause"),
+    [
+        ("missing.tif", "not found (HTTP 404)"),
+        ("forbidden.tif", "access denied (HTTP 403): check credentials"),
+        ("notes.tif", "not a raster GDAL can read"),
+        ("page.html", "not a name GDAL fetches (CPL_VSIL_CURL_ALLOWED_EXTENSIONS="),
+    ],
+)
+def test_bad_urls_raise_one_line_naming_url_and_cause(
+    server: RangeServer, name: str, cause: str
+) -> None:
+    url = server.url(name)
+    with pytest.raises(RasterInputError) as info:
+        pipeline.open_raster(url)
+    message = str(info.value)
+    assert message.startswith(f"{url}: ") and cause in message
+    assert "\n" not in message
+
+
+def test_connection_refused_is_one_line_naming_the_url() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}/{uuid.uuid4().hex}/a.tif"
+    with pytest.raises(RasterInputError) as info:
+        pipeline.open_raster(url)
+    message = str(info.value)
+    assert message.startswith(f"{url}: connection refused") and "\n" not in message
+
+
+def test_verify_a_remote_cog(server: RangeServer, cogs: pathlib.Path) -> None:
+    result = verify_raster(server.url("rgb.tif"), cog=True)
+    assert result.ok, result.problems
+    assert result.shape == verify_raster(cogs / "rgb.tif").shape
+    missing = verify_raster(server.url("missing.tif"))
+    assert not missing.ok and missing.problems == ["not found (HTTP 404)"]
+    cli_result = CliRunner().invoke(cli, ["verify", server.url("cogeo.tif")], prog_name="pipeline")
+    assert cli_result.exit_code == 0, cli_result.output
+
+
+@pytest.mark.cluster
+def test_batch_from_a_list_of_urls_equals_the_local_run(
+    server: RangeServer, cogs: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    local = tmp_path / "local"
+    local.mkdir()
+    for name in ("cogeo.tif", "rgb.tif"):
+        shutil.copyfile(cogs / name, local / name)
+    shutil.copyfile(cogs / "rgb.tif", server.root / "remote_rgb.tif")
+    shutil.copyfile(cogs / "cogeo.tif", server.root / "remote_cogeo.tif")
+    listing = tmp_path / "inputs.txt"
+    listing.write_text(
+        "\n".join(
+            [
+                str(local / "cogeo.tif"),
+                str(local / "rgb.tif"),
+                server.url("remote_cogeo.tif"),
+                "/vsicurl/" + server.url("remote_rgb.tif"),
+                server.url("missing.tif"),
+            ]
+        )
+        + "\n"
+    )
+    out, report = tmp_path / "out", tmp_path / "report.jsonl"
+    argv = ["batch", "--from-list", str(listing), "-o", str(out), "--dst-crs", "EPSG:3857"]
+    argv += ["--report", str(report), "--workers", "1", "--threads", "2", "--no-progress"]
+    argv += ["--dashboard-address", "127.0.0.1:0"]
+    result = CliRunner().invoke(cli, argv, prog_name="pipeline")
+    assert result.exit_code == 1, result.output
+    rows = {
+        pathlib.Path(r["input"]).name: r for r in map(json.loads, report.read_text().splitlines())
+    }
+    assert {n: r["status"] for n, r in rows.items()} == {
+        "cogeo.tif": "done",
+        "rgb.tif": "done",
+        "remote_cogeo.tif": "done",
+        "remote_rgb.tif": "done",
+        "missing.tif": "failed",
+    }
+    error = rows["missing.tif"]["error"]
+    assert "\n" not in error and "not found (HTTP 404)" in error and "missing.tif" in error
+    for name in ("cogeo", "rgb"):
+        with (
+            rasterio.open(out / f"{name}_3857.tif") as a,
+            rasterio.open(out / f"remote_{name}_3857.tif") as b,
+        ):
+            assert a.profile == b.profile
+            np.testing.assert_array_equal(a.read(), b.read())
+    assert not os.path.exists(out / "missing_3857.tif")
+
+
+def test_readdir_true_costs_no_more_requests_than_empty_dir(
+    server: RangeServer, cogs: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pipeline.gdal-env keeps TRUE (local sidecars such as .ovr and .aux.xml are still found):
+    # over /vsicurl/ it must not probe for sidecars more than the cloud advice, EMPTY_DIR.
+    shutil.copyfile(cogs / "rgb.tif", server.root / "rgb_copy.tif")
+    heads = {}
+    for value, name in (("TRUE", "rgb.tif"), ("EMPTY_DIR", "rgb_copy.tif")):
+        monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", value)
+        server.reset_counts()
+        pipeline.open_raster(server.url(name), overview_level=0).compute()
+        # no request for another name (rgb.tif.ovr, rgb.tif.aux.xml, the folder)
+        assert {n for _, n, _ in server.requests} == {name}, server.requests
+        heads[value] = sum(method == "HEAD" for method, _, _ in server.requests)
+    assert heads["TRUE"] == heads["EMPTY_DIR"] == 1
