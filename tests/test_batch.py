@@ -228,3 +228,83 @@ def test_sigkill_mid_batch_leaves_nothing_partial_and_a_rerun_completes(tmp_path
     assert f"{len(finished)} skipped" in rerun.stdout
     assert len(list(out.glob("*_3857.tif"))) == len(tiles)
     assert [n for n in os.listdir(out) if n.endswith(TEMP_SUFFIX)] == []
+
+
+def test_a_failing_tile_in_a_group_fails_alone_with_a_row_per_tile(
+    client, tmp_path, shared_data
+) -> None:
+    good = good_tiles(tmp_path / "in", n=5, size=64)
+    shutil.copyfile(shared_data / "corrupt.tif", tmp_path / "in" / "tile2b.tif")
+    report = tmp_path / "report.csv"
+    summary = run_batch(
+        tmp_path / "in", tmp_path / "out", "EPSG:3857", report=report, client=client, group=3
+    )
+    assert (summary.done, summary.failed) == (5, 1)
+    assert _outputs(tmp_path / "out") == {f"{p.stem}_3857.tif" for p in good}
+    rows = report.read_text().splitlines()[1:]
+    assert len(rows) == 6
+    failed = [r for r in summary.records if r.status == "failed"]
+    assert [pathlib.Path(r.input).name for r in failed] == ["tile2b.tif"]
+    assert "corrupt or unreadable" in failed[0].error
+
+
+def test_process_group_equals_process_tile_per_tile(tmp_path, shared_data) -> None:
+    from pipeline.batch import process_group, process_tile
+
+    good = good_tiles(tmp_path / "in", n=2, size=64)
+    shutil.copyfile(shared_data / "corrupt.tif", tmp_path / "in" / "bad.tif")
+    inputs = [good[0], tmp_path / "in" / "bad.tif", good[1]]
+    opts = plan_batch(inputs[0], tmp_path / "x", "EPSG:3857").options
+    grouped = [TileJob(str(p), str(tmp_path / "a" / f"{p.stem}.tif")) for p in inputs]
+    single = [TileJob(str(p), str(tmp_path / "b" / f"{p.stem}.tif")) for p in inputs]
+    records = process_group(grouped, opts)
+    alone = [process_tile(job, opts) for job in single]
+    assert [r.status for r in records] == [r.status for r in alone] == ["done", "failed", "done"]
+    assert [r.input for r in records] == [str(p) for p in inputs]
+    assert records[1].error == alone[1].error
+    for p in good:
+        name = f"{p.stem}.tif"
+        with rasterio.open(tmp_path / "a" / name) as a, rasterio.open(tmp_path / "b" / name) as b:
+            assert np.array_equal(a.read(), b.read())
+
+
+def test_a_lost_group_task_reports_each_of_its_tiles(monkeypatch) -> None:
+    from pipeline.batch import TileRecord, _run_window
+
+    class Lost:
+        def __init__(self, jobs) -> None:
+            self.jobs = jobs
+
+        def result(self):
+            raise RuntimeError("worker died")
+
+        def release(self) -> None:
+            pass
+
+    class FakeClient:
+        def submit(self, fn, jobs, opts, key, pure):
+            assert key.startswith("pipeline-tiles-")
+            return Lost(jobs)
+
+    import distributed
+
+    jobs = [TileJob(f"in{i}.tif", f"out{i}.tif") for i in range(5)]
+    got: list[TileRecord] = []
+    monkeypatch.setattr(distributed, "as_completed", _ListQueue)
+    _run_window(FakeClient(), jobs, TileOptions("EPSG:3857"), 4, got.append, group=2)
+    assert [r.input for r in got] == [j.input for j in jobs]
+    assert all(r.status == "failed" and "worker died" in r.error for r in got)
+
+
+class _ListQueue:
+    """`distributed.as_completed` stand-in: futures in submission order."""
+
+    def __init__(self, futures) -> None:
+        self.futures = list(futures)
+
+    def __iter__(self):
+        while self.futures:
+            yield self.futures.pop(0)
+
+    def add(self, fut) -> None:
+        self.futures.append(fut)

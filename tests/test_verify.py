@@ -101,3 +101,13 @@ def test_verify_written_checks_the_block_table_and_warns_from_the_array(tmp_path
     _write_sparse(sparse)
     res = verify_written(sparse, data, crs=None, nodata=None)
     assert not res.ok and "3 block(s) never written" in res.summary()
+
+
+def test_verify_written_checks_the_crs_each_time_despite_the_cache(tmp_path) -> None:
+    path = write_synthetic_raster(tmp_path / "a.tif", height=32, width=32)
+    data = np.ones((1, 32, 32), "uint8")
+    for _ in range(2):  # the second call hits the CRS cache: same answers
+        assert verify_written(path, data, crs="EPSG:32618", nodata=None).ok
+        bad = verify_written(path, data, crs="EPSG:3857", nodata=None)
+        assert not bad.ok
+        assert "not the expected" in bad.problems[0]

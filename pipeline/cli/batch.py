@@ -63,6 +63,11 @@ from pipeline.cli.options import (
     help="Write one row per input: .csv for CSV, otherwise JSON lines.",
 )
 @click.option("--window", type=click.IntRange(min=1), help="Tiles in flight at once.")
+@click.option(
+    "--group",
+    type=click.IntRange(min=1),
+    help="Tiles per task [default: 4, 32 for tiny inputs]; each still fails alone.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @cluster_options
 @click.pass_context
@@ -88,6 +93,7 @@ def batch(
     retries: int,
     report: str | None,
     window: int | None,
+    group: int | None,
     progress: bool,
     **cluster: Any,
 ) -> None:
@@ -139,7 +145,7 @@ def batch(
         ctx.exit(2)
     click.echo(f"{len(plan.jobs)} input tiles -> {plan.outdir}", err=True)
     with connect_from_options(cluster):
-        summary = run_plan(plan, window=window, report=report, progress=progress)
+        summary = run_plan(plan, window=window, report=report, progress=progress, group=group)
     if summary.removed_temporaries:
         click.echo(f"removed {summary.removed_temporaries} temporary file(s) of an earlier run")
     for record in summary.records:

@@ -66,6 +66,21 @@ def parse_crs(value: Any) -> CRS:
         return value
     if value is None or (isinstance(value, str) and not value.strip()):
         raise CRSInputError(f"missing CRS {value!r}; {_CRS_HELP}")
+    if isinstance(value, str | int):
+        return _parse_crs_cached(value)
+    return _parse_crs(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_crs_cached(value: str | int) -> CRS:
+    """`_parse_crs` of a string or code: a batch parses the same destination WKT every tile
+    (~0.25 ms); a CRS is immutable, so every caller may share the result. Errors are not
+    cached (lru_cache does not keep exceptions)."""
+    return _parse_crs(value)
+
+
+def _parse_crs(value: Any) -> CRS:
+    """`parse_crs` without the cache."""
     try:
         proj_crs = ProjCRS.from_user_input(value)
     except ProjCRSError as err:
@@ -115,14 +130,23 @@ class GridSpec:
         return ("GridSpec", self.crs.to_wkt(), tuple(self.transform)[:6], self.shape)
 
 
+@functools.lru_cache(maxsize=64)
+def _geodetic_transformer(wkt: str, thread: int) -> Transformer | None:
+    """From a CRS to its own geographic CRS (None: it has none); cached per CRS and thread
+    like `_cached_transformer`, as every tile of a batch shares its source CRS."""
+    crs = ProjCRS.from_wkt(wkt)
+    geodetic = crs.geodetic_crs
+    if geodetic is None:
+        return None
+    return Transformer.from_crs(crs, geodetic, always_xy=True)
+
+
 def area_of_interest(src: GridSpec) -> tuple[float, float, float, float] | None:
     """Source extent in degrees of its own geographic CRS (GDAL's ``AREA_OF_INTEREST``)."""
     try:
-        crs = ProjCRS.from_wkt(src.crs.to_wkt())
-        geodetic = crs.geodetic_crs
-        if geodetic is None:
+        transformer = _geodetic_transformer(src.crs.to_wkt(), threading.get_ident())
+        if transformer is None:
             return None
-        transformer = Transformer.from_crs(crs, geodetic, always_xy=True)
         west, south, east, north = transformer.transform_bounds(*src.bounds, densify_pts=21)
     except Exception:  # pyproj raises several types; the option is only a hint to PROJ
         return None
@@ -175,7 +199,13 @@ def _pair(value: float | Sequence[float] | None, name: str) -> tuple[float, floa
 
 def _is_mercator(crs: CRS) -> bool:
     """True for (pseudo-)Mercator projections, whose y goes to infinity at the poles."""
-    op = ProjCRS.from_wkt(crs.to_wkt()).coordinate_operation
+    return _is_mercator_wkt(crs.to_wkt())
+
+
+@functools.lru_cache(maxsize=64)
+def _is_mercator_wkt(wkt: str) -> bool:
+    """`_is_mercator` of a WKT, cached: it depends on the CRS alone."""
+    op = ProjCRS.from_wkt(wkt).coordinate_operation
     if op is None:
         return False
     method = op.method_name.lower()
