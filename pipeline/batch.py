@@ -18,9 +18,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dask.base import tokenize
-from dask.utils import parse_bytes
-
 from pipeline import config
 from pipeline.batch_plan import TileJob, discover_inputs, is_url, plan_outputs
 from pipeline.errors import (
@@ -29,7 +26,8 @@ from pipeline.errors import (
     PipelineError,
     RasterInputError,
 )
-from pipeline.io.write import TEMP_SUFFIX, check_output_path, output_driver
+from pipeline.io.profile import output_driver
+from pipeline.io.staged import TEMP_SUFFIX, check_output_path
 from pipeline.verify import verify_raster, verify_written
 from pipeline.warp.spec import DEFAULT_ERROR_THRESHOLD, WarpOptions
 
@@ -64,6 +62,7 @@ class TileOptions:
     creation_options: tuple[tuple[str, str], ...] = ()
     overview_resampling: str | None = None
     max_block: int | None = None
+    overviews: bool = True
 
     @property
     def cog(self) -> bool:
@@ -188,7 +187,7 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
     from pipeline.io.staged import CogStep, staging_profile, write_staged
     from pipeline.warp.tile import warp_tile
 
-    tile = warp_tile(job.input, opts.dst_crs, opts.warp)
+    tile = warp_tile(job.input, opts.dst_crs, opts.warp, overviews=opts.overviews)
     out, spec = tile.data, tile.spec
     max_block = int(opts.max_block or config.get("write.max-block"))
     profile: dict[str, Any] = {
@@ -236,6 +235,45 @@ def _warp_tile_direct(job: TileJob, opts: TileOptions, *, overwrite: bool) -> st
     os.makedirs(os.path.dirname(job.output), exist_ok=True)
     write_staged(job.output, write, overwrite=overwrite, cog=cog, verify=verify)
     return "; ".join(warnings)
+
+
+def reproject_file(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    dst_crs: str,
+    warp: WarpOptions,
+    *,
+    overwrite: bool = False,
+    driver: str = "GTiff",
+    creation_options: dict[str, str] | None = None,
+    overview_resampling: str | None = None,
+    max_block: int | None = None,
+    overviews: bool = True,
+) -> str:
+    """Warp one whole file and write it, verified and atomically, with no dask graph.
+
+    What a batch tile does (`pipeline.warp.tile.warp_tile`, then the staged-output path), for
+    one small file: the command line takes this path for a one-block ``pipeline reproject``,
+    which then never imports xarray or dask.array. The pixels equal `pipeline.reproject`'s.
+
+    Returns
+    -------
+    str
+        Warnings of the output's verification (empty when none).
+    """
+    job = TileJob(os.fspath(src), os.path.abspath(os.fspath(dst)))
+    opts = TileOptions(
+        dst_crs=dst_crs,
+        warp=warp,
+        driver=output_driver(driver),
+        creation_options=tuple(
+            sorted((k.upper(), str(v)) for k, v in (creation_options or {}).items())
+        ),
+        overview_resampling=overview_resampling,
+        max_block=max_block,
+        overviews=overviews,
+    )
+    return _warp_tile_direct(job, opts, overwrite=overwrite)
 
 
 def process_tile(job: TileJob, opts: TileOptions, scheduler: str | None = "sync") -> TileRecord:
@@ -361,6 +399,7 @@ def _run_window(
 ) -> None:
     """Run ``jobs`` in tasks of ``group`` tiles, at most ``window`` tiles (and at least one
     task) in flight; ``on_record`` gets one record per tile."""
+    from dask.base import tokenize
     from distributed import as_completed
 
     size = max(1, group)
@@ -494,6 +533,8 @@ def run_plan(
         summary.seconds = time.perf_counter() - start
         bar.update(summary)
 
+    from dask.utils import parse_bytes
+
     threshold = parse_bytes(config.get("batch.large-bytes"))
     small = [j for j in plan.jobs if _size(j.input) <= threshold]
     tiles = group or group_size(small)
@@ -584,6 +625,7 @@ __all__ = [
     "plan_batch",
     "process_group",
     "process_tile",
+    "reproject_file",
     "run_batch",
     "run_plan",
 ]

@@ -19,7 +19,7 @@ import rasterio
 from rasterio.errors import RasterioError
 
 from pipeline.errors import PipelineError
-from pipeline.io.open import check_input_file, is_remote
+from pipeline.io.files import check_input_file, is_remote
 
 
 @dataclass

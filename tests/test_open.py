@@ -13,7 +13,8 @@ from rasterio.enums import Resampling
 import pipeline
 import pipeline.io.open as open_module
 from pipeline import chunking
-from pipeline.io.open import FileSource, file_source, overview_shapes, read_source_window
+from pipeline.io.files import FileSource, overview_shapes, read_source_window
+from pipeline.io.open import file_source
 from pipeline.testing import write_synthetic_raster
 from tests.conftest import raise_if_dask_computes
 

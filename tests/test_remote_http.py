@@ -29,8 +29,8 @@ from click.testing import CliRunner
 import pipeline
 from pipeline.cli import cli
 from pipeline.errors import RasterInputError
+from pipeline.io.files import gdal_path, is_remote
 from pipeline.io.gdal_env import worker_env
-from pipeline.io.open import gdal_path, is_remote
 from pipeline.verify import verify_raster
 
 _RANGE = re.compile(r"(\d*)-(\d*)")

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from rasterio.enums import Resampling
 
 import pipeline
-import pipeline.io.open as open_module
+import pipeline.io.files as files_module
 from pipeline.cli.reproject import reproject as reproject_command
 from pipeline.testing import write_synthetic_raster
 from pipeline.warp.engine import warp_array
@@ -84,14 +84,14 @@ def _open_counting(monkeypatch) -> list[tuple[int | None, int]]:
     tasks read from the file directly.
     """
     reads: list[tuple[int | None, int]] = []
-    real = open_module._read
+    real = files_module._read
 
     def counting(path, identity, indexes, dtype, overview_level, rows, cols):
         out = real(path, identity, indexes, dtype, overview_level, rows, cols)
         reads.append((overview_level, int(out.size)))
         return out
 
-    monkeypatch.setattr(open_module, "_read", counting)
+    monkeypatch.setattr(files_module, "_read", counting)
     return reads
 
 

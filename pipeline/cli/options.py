@@ -79,6 +79,11 @@ def connect_from_options(opts: dict[str, Any]) -> Any:
     )
 
 
+def cluster_requested(opts: dict[str, Any]) -> bool:
+    """True when any cluster option was given (the job then runs on that cluster)."""
+    return any(opts.get(name) for name in _CLUSTER_OPTIONS)
+
+
 @contextlib.contextmanager
 def execution(opts: dict[str, Any], nbytes: int, *, progress: bool) -> Iterator[dict[str, Any]]:
     """Where the job runs; yields the `pipeline.write_raster` keyword arguments that go with it.
@@ -88,7 +93,7 @@ def execution(opts: dict[str, Any], nbytes: int, *, progress: bool) -> Iterator[
     in this process (`pipeline.cluster.run_here`: GDAL settings applied here), with dask's
     local progress bar.
     """
-    if any(opts.get(name) for name in _CLUSTER_OPTIONS) or nbytes > IN_PROCESS_MAX_BYTES:
+    if cluster_requested(opts) or nbytes > IN_PROCESS_MAX_BYTES:
         with connect_from_options(opts):
             yield {"progress": progress}
         return

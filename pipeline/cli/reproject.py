@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -9,6 +10,7 @@ import click
 
 from pipeline.cli.options import (
     cluster_options,
+    cluster_requested,
     echo_written,
     error_threshold_opt,
     execution,
@@ -21,6 +23,10 @@ from pipeline.warp.resampling import METHODS
 
 #: Target size of the source chunks the command reads (all bands together).
 SOURCE_CHUNK_BYTES = "4MiB"
+
+#: Inputs of at most this many pixels (one default destination chunk) are warped whole in
+#: this thread, without a dask graph: the dask path would run one task anyway.
+ONE_BLOCK_PIXELS = 1024 * 1024
 
 #: Resampling names offered (rasterio's names for GDAL's warp kernels; a light import).
 RESAMPLING_CHOICES = tuple(METHODS)
@@ -40,6 +46,67 @@ def _resolution(
     if len(numbers) not in (1, 2) or not all(n > 0 for n in numbers):
         raise click.BadParameter("give one or two positive pixel sizes (x, y)")
     return numbers
+
+
+def _one_block(path: str) -> bool:
+    """True for a local file of at most `ONE_BLOCK_PIXELS` pixels (False when it cannot be
+    opened: the full path then reports the problem)."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    from pipeline.io.files import is_remote
+
+    if is_remote(path) or not os.path.isfile(path):
+        return False
+    try:
+        with rasterio.open(path) as ds:
+            return bool(ds.width * ds.height <= ONE_BLOCK_PIXELS)
+    except RasterioError:
+        return False
+
+
+def _reproject_one_block(
+    input_path: str,
+    output_path: str,
+    dst_crs: str,
+    *,
+    overwrite: bool,
+    write_kw: dict[str, Any],
+    overviews: bool,
+    **warp: Any,
+) -> None:
+    """A one-block input: warped whole in this thread (`pipeline.batch.reproject_file`, the
+    batch tile path), with no dask graph, so the command starts as fast as ``rio warp``."""
+    from pipeline.batch import reproject_file
+    from pipeline.cluster import run_here
+    from pipeline.io.staged import check_output_path
+    from pipeline.warp.grid import parse_crs
+    from pipeline.warp.spec import WarpOptions
+
+    crs = parse_crs(dst_crs)
+    options = WarpOptions(**warp)
+    out = check_output_path(output_path, overwrite=overwrite)
+    with run_here():
+        start = time.perf_counter()
+        reproject_file(
+            input_path,
+            out,
+            crs.to_wkt(),
+            options,
+            overwrite=overwrite,
+            overviews=overviews,
+            **write_kw,
+        )
+        seconds = time.perf_counter() - start
+    echo_written(out, write_kw)
+    import rasterio
+
+    with rasterio.open(out) as ds:
+        width, height, count = ds.width, ds.height, ds.count
+    click.echo(
+        f"{width} x {height} pixels x {count} bands in {crs.to_string()}, "
+        f"{options.resampling}, {seconds:.2f} s (one block, warped whole in this process)"
+    )
 
 
 @click.command("reproject")
@@ -129,6 +196,25 @@ def reproject(
     The result equals one GDAL warp of the whole raster with the same options, pixel for
     pixel, however it is chunked.
     """
+    if not (kernel_name or params or chunks or cluster_requested(cluster)) and _one_block(
+        input_path
+    ):
+        _reproject_one_block(
+            input_path,
+            output_path,
+            dst_crs,
+            overwrite=overwrite,
+            write_kw=write_options(output_format, creation_options, overview_resampling),
+            overviews=overviews,
+            resolution=resolution,
+            bounds=bounds,
+            resampling=resampling,
+            dst_nodata=dst_nodata,
+            target_aligned_pixels=tap,
+            error_threshold=error_threshold,
+        )
+        return
+
     import dask.config
 
     from pipeline.io.open import open_raster

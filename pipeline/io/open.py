@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-import re
-import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Union
 
 import dask.array as da
@@ -21,150 +17,24 @@ from dask.base import tokenize
 from dask.blockwise import Blockwise
 from dask.utils import parse_bytes
 from rasterio.errors import RasterioError
-from rasterio.windows import Window
 
 from pipeline import chunking, config
 from pipeline.errors import ChunkingError, PipelineWarning, RasterInputError
+from pipeline.io import files
 from pipeline.io.colorinterp import COLORINTERP_KEY, read_colorinterp
 from pipeline.io.colormap import COLORMAP_KEY, read_colormap
-from pipeline.io.gdal_env import current_settings
+from pipeline.io.files import (
+    FileSource,
+    _file_identity,
+    check_input_file,
+    is_remote,
+    overview_shapes,
+)
 
 ChunksArg = Union[str, int, tuple[int, int], Mapping[str, int], None]  # noqa: UP007
 
 # GeoTIFF tiles are multiples of 16: chunks on that grid can be written without re-tiling.
 _WRITE_ALIGN = 16
-
-_local = threading.local()
-_HANDLES_PER_THREAD = 8
-
-
-# URL schemes and the GDAL virtual file system that reads them. Only http(s) is tested here
-# (against a local server); s3/gs/az are mapped the same way and need GDAL's credentials.
-_URL_PREFIXES = (
-    ("http://", "/vsicurl/http://"),
-    ("https://", "/vsicurl/https://"),
-    ("s3://", "/vsis3/"),
-    ("gs://", "/vsigs/"),
-    ("az://", "/vsiaz/"),
-)
-_REMOTE_VSI = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift")
-
-
-def is_remote(path: str | os.PathLike[str]) -> bool:
-    """True for URLs GDAL reads over the network and their GDAL paths (``/vsicurl/...``)."""
-    p = os.fspath(path)
-    # /vsizip//vsicurl/https://... is remote too
-    return p.startswith(tuple(prefix for prefix, _ in _URL_PREFIXES)) or any(
-        f"{vsi}/" in p for vsi in _REMOTE_VSI
-    )
-
-
-def gdal_path(path: str | os.PathLike[str]) -> str:
-    """The path GDAL opens: ``https://h/a.tif`` -> ``/vsicurl/https://h/a.tif``,
-    ``s3://b/k`` -> ``/vsis3/b/k`` (also ``gs://``, ``az://``); anything else unchanged."""
-    p = os.fspath(path)
-    for prefix, vsi in _URL_PREFIXES:
-        if p.startswith(prefix):
-            return vsi + p[len(prefix) :]
-    return p
-
-
-def remote_cause(err: BaseException) -> str:
-    """What went wrong reading a remote file, in words, from GDAL's /vsicurl/ error message."""
-    msg = " ".join(str(err).split())
-    low = msg.lower()
-    if "response code: 404" in low:
-        return "not found (HTTP 404)"
-    if "does not exist in the file system" in low:
-        # GDAL fetches nothing whose name lacks an extension of CPL_VSIL_CURL_ALLOWED_EXTENSIONS
-        name = "CPL_VSIL_CURL_ALLOWED_EXTENSIONS"
-        allowed = current_settings([name])[name]
-        if allowed:
-            return f"not found, or not a name GDAL fetches ({name}={allowed})"
-        return "not found"
-    if "response code: 403" in low or "response code: 401" in low:
-        code = "401" if "401" in low else "403"
-        return f"access denied (HTTP {code}): check credentials"
-    if "could not connect" in low or "failed to connect" in low or "connection refused" in low:
-        return f"connection refused: is the server up? ({msg})"
-    if "timed out" in low or "timeout" in low:
-        return f"timed out ({msg})"
-    if "not recognized as" in low and "supported" in low:
-        return "not a raster GDAL can read"
-    match = re.search(r"response code: (\d+)", low)
-    if match:
-        return f"HTTP error {match.group(1)}"
-    return f"unreadable ({msg})"
-
-
-def _file_identity(path: str) -> tuple[Any, ...]:
-    if is_remote(path):
-        # No stat over the network: the URL names the object. GDAL's /vsicurl/ caches what it
-        # has read for the life of the process anyway, so an object replaced in place is not
-        # seen by this process either way.
-        return ("remote", path)
-    st = os.stat(path)
-    return (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def check_input_file(path: str | os.PathLike[str]) -> str:
-    """Return ``path`` as a string, or raise a one-line `RasterInputError` naming what is wrong.
-
-    A URL (``http(s)://``, ``s3://``, ``gs://``, ``az://``) or GDAL network path
-    (``/vsicurl/...``) is returned as the GDAL path `gdal_path` gives, after GDAL opened it
-    once (its header then sits in GDAL's cache): not found, access denied, connection refused
-    and not a raster are told apart.
-    """
-    p = os.fspath(path)
-    if is_remote(p):
-        gp = gdal_path(p)
-        try:
-            with rasterio.open(gp):
-                pass
-        except RasterioError as err:
-            raise RasterInputError(f"{p}: {remote_cause(err)}") from err
-        return gp
-    if not os.path.exists(p):
-        raise RasterInputError(f"{p}: no such file")
-    if os.path.isdir(p):
-        raise RasterInputError(f"{p}: is a directory, not a raster file")
-    if os.path.getsize(p) == 0:
-        raise RasterInputError(f"{p}: empty file (0 bytes), not a raster")
-    if not os.access(p, os.R_OK):
-        raise RasterInputError(f"{p}: not readable (permission denied)")
-    return p
-
-
-@dataclass(frozen=True)
-class FileSource:
-    """What `open_raster` read: recorded as ``da.encoding["pipeline_source"]``.
-
-    Attributes
-    ----------
-    path : str
-        Absolute path of the file, or the GDAL path of a remote one (``/vsicurl/https://...``).
-    bands : tuple of int
-        1-based band indexes read.
-    overview_level : int or None
-        Overview read (0 is the first, 2x overview); None for full resolution.
-    layer : str
-        Name of the dask layer `open_raster` built (``pipeline-open-<token>``).
-    shape : (int, int, int)
-        ``(band, y, x)`` shape of that layer.
-    dtype : str
-        Data type read (``numpy.dtype.str``).
-    identity : tuple
-        Path, device, inode, size and modification time of the file when it was opened;
-        ``("remote", path)`` for a remote file.
-    """
-
-    path: str
-    bands: tuple[int, ...]
-    overview_level: int | None
-    layer: str
-    shape: tuple[int, int, int]
-    dtype: str
-    identity: tuple[Any, ...]
 
 
 def file_source(da: xr.DataArray, *, lazy: bool = False) -> FileSource | None:
@@ -198,79 +68,6 @@ def user_name(da: xr.DataArray) -> Any:
     return None if da.name == getattr(da.data, "name", None) else da.name
 
 
-def overview_shapes(path: str | os.PathLike[str]) -> list[tuple[int, int]]:
-    """``(height, width)`` of each overview of ``path``'s first band, finest first.
-
-    Empty for files without overviews, or that GDAL cannot open.
-    """
-    p = gdal_path(path)
-    try:
-        with rasterio.open(p) as ds:
-            count = len(ds.overviews(1))
-        shapes = []
-        for level in range(count):
-            with rasterio.open(p, overview_level=level) as ovr:
-                shapes.append((ovr.height, ovr.width))
-    except RasterioError:
-        return []
-    return shapes
-
-
-def _dataset(
-    path: str, identity: tuple[Any, ...], overview_level: int | None = None
-) -> rasterio.DatasetReader:
-    """A rasterio dataset private to the calling thread (GDAL handles are not thread-safe).
-
-    Each thread keeps the few most recently used files open (an LRU of
-    ``_HANDLES_PER_THREAD``), keyed by file identity and overview level so a rewritten
-    file is reopened.
-    """
-    cache: OrderedDict[tuple[Any, ...], rasterio.DatasetReader] | None = getattr(
-        _local, "datasets", None
-    )
-    if cache is None:
-        cache = _local.datasets = OrderedDict()
-    key = (*identity, overview_level)
-    ds = cache.get(key)
-    if ds is None or ds.closed:
-        if overview_level is None:
-            ds = cache[key] = rasterio.open(path)
-        else:
-            ds = cache[key] = rasterio.open(path, overview_level=overview_level)
-    cache.move_to_end(key)
-    while len(cache) > _HANDLES_PER_THREAD:
-        cache.popitem(last=False)[1].close()
-    return ds
-
-
-def _read(
-    path: str,
-    identity: tuple[Any, ...],
-    indexes: list[int],
-    dtype: str,
-    overview_level: int | None,
-    rows: tuple[int, int],
-    cols: tuple[int, int],
-) -> np.ndarray:
-    """Read ``indexes`` over rows ``rows`` and columns ``cols``; errors name file and window."""
-    (r0, r1), (c0, c1) = rows, cols
-    window = Window(c0, r0, c1 - c0, r1 - r0)
-    try:
-        ds = _dataset(path, identity, overview_level)
-        out: np.ndarray = ds.read(indexes, window=window, out_dtype=dtype)
-    except RasterioError as err:
-        where = "" if overview_level is None else f" of overview {overview_level}"
-        if is_remote(path):
-            raise RasterInputError(
-                f"{path}: cannot read rows {r0}:{r1}, columns {c0}:{c1}{where}: {remote_cause(err)}"
-            ) from err
-        raise RasterInputError(
-            f"{path}: corrupt or unreadable data in rows {r0}:{r1}, columns {c0}:{c1}"
-            f"{where} ({err})"
-        ) from err
-    return out
-
-
 def _read_chunk(
     path: str,
     identity: tuple[Any, ...],
@@ -286,41 +83,7 @@ def _read_chunk(
             "call it through dask.array.map_blocks"
         )
     (b0, b1), rows, cols = block_info[None]["array-location"]
-    return _read(path, identity, indexes[b0:b1], dtype, overview_level, rows, cols)
-
-
-def read_source_window(
-    source: FileSource, rows: tuple[int, int], cols: tuple[int, int]
-) -> np.ndarray:
-    """Read all of ``source``'s bands over a window, as the `open_raster` array holds them.
-
-    Parameters
-    ----------
-    source : FileSource
-        What `file_source` returned for an `open_raster` array.
-    rows, cols : (int, int)
-        Half-open pixel ranges of the full array (or of the overview ``source`` reads).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(band, rows, cols)`` values equal to ``da[:, r0:r1, c0:c1]`` of that array, read
-        through the calling thread's own dataset handle.
-
-    Raises
-    ------
-    RasterInputError
-        The window cannot be read (corrupt data); the message names file and window.
-    """
-    return _read(
-        source.path,
-        source.identity,
-        list(source.bands),
-        source.dtype,
-        source.overview_level,
-        rows,
-        cols,
-    )
+    return files._read(path, identity, indexes[b0:b1], dtype, overview_level, rows, cols)
 
 
 def _normalize_chunks(

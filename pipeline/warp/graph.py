@@ -21,7 +21,7 @@ from dask.array.core import concatenate3
 
 from pipeline import chunking
 from pipeline.errors import ChunkingError
-from pipeline.io.open import FileSource
+from pipeline.io.files import FileSource
 from pipeline.warp.grid import Window
 from pipeline.warp.spec import WarpSpec
 from pipeline.warp.tile import warp_and_cast, warp_file_window

@@ -41,7 +41,8 @@ from rasterio.enums import Resampling
 
 from pipeline import config
 from pipeline.errors import CRSInputError, RasterInputError, ReprojectError
-from pipeline.io.open import file_source, open_raster, overview_shapes, user_name
+from pipeline.io.files import overview_shapes
+from pipeline.io.open import file_source, open_raster, user_name
 from pipeline.warp import grid
 from pipeline.warp import overviews as ovr
 from pipeline.warp.engine import warn_if_chunk_dependent

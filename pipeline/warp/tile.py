@@ -19,8 +19,8 @@ from rasterio.errors import RasterioError
 from pipeline.errors import CRSInputError, RasterInputError
 from pipeline.io.colorinterp import read_colorinterp
 from pipeline.io.colormap import read_colormap
+from pipeline.io.files import FileSource, check_input_file, overview_shapes, read_source_window
 from pipeline.io.metadata import RasterMetadata
-from pipeline.io.open import FileSource, check_input_file, overview_shapes, read_source_window
 from pipeline.warp.engine import warp_window
 from pipeline.warp.grid import GridSpec, Window
 from pipeline.warp.overviews import overview_level_for, overview_warp_spec
