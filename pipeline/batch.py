@@ -323,11 +323,10 @@ def process_group(jobs: Sequence[TileJob], opts: TileOptions) -> list[TileRecord
     return [process_tile(job, opts) for job in jobs]
 
 
-#: Tiles per task: each task costs the scheduler ~1.6-2.8 ms (thread workers) or ~10 ms
-#: (process workers) besides its tile, against ~45 ms CPU for a 512x512x3 tile (bench_batch.py,
-#: profile_warp.py); four tiles a task bring that under 1 ms (threads) per tile, and a
-#: failure still costs only its own tile. Tiny inputs (below `TINY_BYTES`) take
-#: `TINY_GROUP` per task, as their own work is a few milliseconds.
+#: Tiles per task, chosen from the measured per-task cost of the scheduler against a tile's own
+#: work (benchmarks/RESULTS.md): four tiles a task make the scheduling cost per tile small, and
+#: a failure still costs only its own tile. Tiny inputs (below `TINY_BYTES`) take `TINY_GROUP`
+#: per task, as their own work is a few milliseconds.
 GROUP_TILES = 4
 TINY_BYTES = 64 * 1024
 TINY_GROUP = 32
