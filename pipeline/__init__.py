@@ -3,11 +3,14 @@
 Layering (lower layers never import higher ones; nothing imports ``cli``)::
 
     errors, config, chunking (pure chunk maths)
-      -> io.open (block-aligned lazy read)
+      -> io.files, io.metadata (file access without dask), io.open (block-aligned lazy read)
       -> kernels, apply (lazy compute)
-      -> warp (package: grid maths, spec, GDAL engine, overviews, tile, graph, reproject)
-      -> io.write (locked, atomic write; calls preflight's checks when a cluster runs it)
-      -> cluster, preflight (where it runs: LocalCluster, remote, or in this process), demo
+      -> warp (package: resampling, grid, spec, overviews, engine, tile, graph, reproject)
+      -> io.staged, io.cog, io.write (staged atomic output; locked to_raster -- io.write calls
+         preflight's checks when a cluster runs it, the one call upwards)
+      -> verify, report, batch_plan, batch (thousands of tiles)
+      -> cluster, preflight, worker_plugins (where it runs: in this process, a LocalCluster,
+         a remote scheduler), demo
       -> cli (click front end)
 
 The public names below are imported on first use (PEP 562), so ``pipeline --help`` does not pay
