@@ -178,3 +178,9 @@ def test_cli_refuses_both_levels(tmp_path) -> None:
     )  # fmt: skip
     assert result.exit_code == 2
     assert "not both" in result.stderr
+
+
+def test_help_names_the_three_levels() -> None:
+    text = " ".join(invoke("batch", "--help").stdout.split())
+    assert ".pipeline-manifest.jsonl" in text
+    assert "--verify-existing" in text and "--reverify" in text and "full re-verification" in text
