@@ -574,20 +574,21 @@ def run_plan(
     bar = _Progress(len(plan.jobs), progress)
     start = time.perf_counter()
     opts = plan.options
+    token = opts.token
     writer = ManifestWriter(plan.outdir)
 
     def on_record(record: TileRecord) -> None:
         summary.records.append(record)
         summary.seconds = time.perf_counter() - start
         if record.checksum:  # verified in this run: the manifest vouches for it next time
-            writer.add(_manifest_entry(record, plan.outdir, opts.token))
+            writer.add(_manifest_entry(record, plan.outdir, token))
         bar.update(summary)
 
     known = _known_outputs(plan)
     todo: list[TileJob] = []
     for job in plan.jobs:
         if opts.trust is Trust.MANIFEST and is_trusted(
-            known.get(job.output), job.output, input=job.input, token=opts.token, trust=opts.trust
+            known.get(job.output), job.output, input=job.input, token=token, trust=opts.trust
         ):  # one stat on the client: no task, no read
             on_record(TileRecord(job.input, job.output, "skipped"))
         else:
