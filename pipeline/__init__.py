@@ -8,7 +8,7 @@ Layering (lower layers never import higher ones; nothing imports ``cli``)::
       -> warp (package: resampling, grid, spec, overviews, engine, tile, graph, reproject)
       -> io.staged, io.cog, io.write (staged atomic output; locked to_raster -- io.write calls
          preflight's checks when a cluster runs it, the one call upwards)
-      -> verify, report, batch_plan, batch (thousands of tiles)
+      -> verify, report, batch_plan, manifest, batch (thousands of tiles; resume by manifest)
       -> cluster, preflight, worker_plugins (where it runs: in this process, a LocalCluster,
          a remote scheduler), demo
       -> cli (click front end)

@@ -14,8 +14,8 @@ import itertools
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from pipeline import config
@@ -28,6 +28,7 @@ from pipeline.errors import (
 )
 from pipeline.io.profile import output_driver
 from pipeline.io.staged import TEMP_SUFFIX, check_output_path
+from pipeline.manifest import ManifestWriter, Trust, fingerprint, is_trusted, read_manifest
 from pipeline.verify import verify_raster, verify_written
 from pipeline.warp.spec import DEFAULT_ERROR_THRESHOLD, WarpOptions
 
@@ -46,6 +47,10 @@ class TileRecord:
     error: str = ""
     attempts: int = 0
     warning: str = ""
+    # the output's fingerprint when it was verified in this run (the manifest's record)
+    size: int = 0
+    mtime_ns: int = 0
+    checksum: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,11 +68,20 @@ class TileOptions:
     overview_resampling: str | None = None
     max_block: int | None = None
     overviews: bool = True
+    trust: Trust = Trust.MANIFEST
 
     @property
     def cog(self) -> bool:
         """Outputs are Cloud-Optimized GeoTIFFs."""
         return self.driver.upper() == "COG"
+
+    @property
+    def token(self) -> str:
+        """Token of the options that shape an output (not overwrite, retries or trust)."""
+        from pipeline.manifest import options_token
+
+        shaping = replace(self, overwrite=False, retries=0, trust=Trust.MANIFEST)
+        return options_token({k: v for k, v in asdict(shaping).items() if k != "trust"})
 
 
 @dataclass
@@ -276,23 +290,43 @@ def reproject_file(
     return _warp_tile_direct(job, opts, overwrite=overwrite)
 
 
-def process_tile(job: TileJob, opts: TileOptions, scheduler: str | None = "sync") -> TileRecord:
+def _fingerprint(record: TileRecord) -> None:
+    """Record the size, mtime and checksum of ``record.output`` (just verified)."""
+    # gone already: no manifest record, a rerun decodes or redoes it
+    with contextlib.suppress(OSError):
+        record.size, record.mtime_ns, record.checksum = fingerprint(record.output)
+
+
+def process_tile(
+    job: TileJob,
+    opts: TileOptions,
+    scheduler: str | None = "sync",
+    known: Mapping[str, Any] | None = None,
+) -> TileRecord:
     """Run one tile and report; never raises. Runs on a worker (or, for large inputs, on the
     client with ``scheduler=None`` so the tile's chunks spread over the cluster).
 
-    An existing output that verifies is skipped (unless ``opts.overwrite``); one that does not
-    verify (a crash leftover, never-written tiles) is redone. Deterministic failures are not
-    retried; other errors (I/O) are retried up to ``opts.retries`` times.
+    An existing output (unless ``opts.overwrite``) is skipped when ``known``, its manifest
+    record, vouches for it at level ``opts.trust`` (`pipeline.manifest.is_trusted`: no
+    decode), or else when it verifies (every block decoded); one that does not verify (a crash
+    leftover, never-written tiles) is redone. Deterministic failures are not retried; other
+    errors (I/O) are retried up to ``opts.retries`` times. A verified output's fingerprint
+    (size, mtime, checksum) is returned in the record for the client's manifest.
     """
     start = time.perf_counter()
     record = TileRecord(job.input, job.output, "failed")
     overwrite = opts.overwrite
     if not overwrite and os.path.exists(job.output):
-        if verify_raster(job.output, crs=opts.dst_crs, cog=opts.cog).ok:
+        if is_trusted(known, job.output, input=job.input, token=opts.token, trust=opts.trust):
             record.status = "skipped"
+        elif verify_raster(job.output, crs=opts.dst_crs, cog=opts.cog).ok:
+            record.status = "skipped"
+            _fingerprint(record)
+        else:
+            overwrite = True  # a broken output from an earlier run: redo it
+        if record.status == "skipped":
             record.seconds = time.perf_counter() - start
             return record
-        overwrite = True  # a broken output from an earlier run: redo it
     for attempt in range(1, opts.retries + 2):
         record.attempts = attempt
         try:
@@ -303,6 +337,7 @@ def process_tile(job: TileJob, opts: TileOptions, scheduler: str | None = "sync"
                     job, opts, overwrite=overwrite, scheduler=scheduler
                 )
             record.status, record.error = "done", ""
+            _fingerprint(record)
             break
         except DETERMINISTIC as err:
             record.error = _one_line(err)
@@ -314,13 +349,19 @@ def process_tile(job: TileJob, opts: TileOptions, scheduler: str | None = "sync"
     return record
 
 
-def process_group(jobs: Sequence[TileJob], opts: TileOptions) -> list[TileRecord]:
+def process_group(
+    jobs: Sequence[TileJob],
+    opts: TileOptions,
+    known: Sequence[Mapping[str, Any] | None] | None = None,
+) -> list[TileRecord]:
     """`process_tile` for each of ``jobs`` in turn, in one task; one record per tile.
 
     A tile that fails fails alone: `process_tile` never raises, so the others of the group
-    run and report as they would in tasks of their own.
+    run and report as they would in tasks of their own. ``known``: the manifest record of
+    each job's output (or None).
     """
-    return [process_tile(job, opts) for job in jobs]
+    records = known or [None] * len(jobs)
+    return [process_tile(job, opts, known=rec) for job, rec in zip(jobs, records, strict=True)]
 
 
 #: Tiles per task, chosen from the measured per-task cost of the scheduler against a tile's own
@@ -395,9 +436,11 @@ def _run_window(
     window: int,
     on_record: Callable[[TileRecord], None],
     group: int = 1,
+    known: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
     """Run ``jobs`` in tasks of ``group`` tiles, at most ``window`` tiles (and at least one
-    task) in flight; ``on_record`` gets one record per tile."""
+    task) in flight; ``on_record`` gets one record per tile. ``known``: manifest records by
+    output path, sent with the tiles whose outputs they describe."""
     from dask.base import tokenize
     from distributed import as_completed
 
@@ -407,8 +450,10 @@ def _run_window(
     )
 
     def submit(batch: tuple[TileJob, ...]) -> Any:
-        key = f"pipeline-tiles-{tokenize(batch, opts)}"
-        fut = client.submit(process_group, batch, opts, key=key, pure=False)
+        records = [known.get(j.output) for j in batch] if known else []
+        args = (batch, opts, records) if any(records) else (batch, opts)
+        key = f"pipeline-tiles-{tokenize(*args)}"
+        fut = client.submit(process_group, *args, key=key, pure=False)
         fut.jobs = batch
         return fut
 
@@ -460,6 +505,7 @@ def plan_batch(
     overview_resampling: str | None = None,
     max_block: int | None = None,
     error_threshold: float = DEFAULT_ERROR_THRESHOLD,
+    trust: Trust | str = Trust.MANIFEST,
 ) -> BatchPlan:
     """Validate everything a batch needs before any work is dispatched (see `run_batch`)."""
     from pipeline.warp.grid import parse_crs
@@ -504,6 +550,7 @@ def plan_batch(
         ),
         overview_resampling=overview_resampling,
         max_block=max_block,
+        trust=Trust(trust),
     )
     return BatchPlan(tuple(jobs), opts, out_root)
 
@@ -526,28 +573,65 @@ def run_plan(
     threads = sum(client.nthreads().values()) or 1
     bar = _Progress(len(plan.jobs), progress)
     start = time.perf_counter()
+    opts = plan.options
+    token = opts.token
+    writer = ManifestWriter(plan.outdir)
 
     def on_record(record: TileRecord) -> None:
         summary.records.append(record)
         summary.seconds = time.perf_counter() - start
+        if record.checksum:  # verified in this run: the manifest vouches for it next time
+            writer.add(_manifest_entry(record, plan.outdir, token))
         bar.update(summary)
+
+    known = _known_outputs(plan)
+    todo: list[TileJob] = []
+    for job in plan.jobs:
+        if opts.trust is Trust.MANIFEST and is_trusted(
+            known.get(job.output), job.output, input=job.input, token=token, trust=opts.trust
+        ):  # one stat on the client: no task, no read
+            on_record(TileRecord(job.input, job.output, "skipped"))
+        else:
+            todo.append(job)
 
     from dask.utils import parse_bytes
 
     threshold = parse_bytes(config.get("batch.large-bytes"))
-    small = [j for j in plan.jobs if _size(j.input) <= threshold]
+    small = [j for j in todo if _size(j.input) <= threshold]
     tiles = group or group_size(small)
     # by default at least two tasks per thread in flight, whatever the group size
     size = window or max(16, 8 * threads, 2 * threads * tiles)
-    _run_window(client, small, plan.options, size, on_record, group=tiles)
-    for job in plan.jobs:
-        if _size(job.input) > threshold:  # chunked over the whole cluster, one at a time
-            on_record(process_tile(job, plan.options, scheduler=None))
+    with writer:
+        if small:
+            _run_window(client, small, opts, size, on_record, group=tiles, known=known)
+        for job in todo:
+            if _size(job.input) > threshold:  # chunked over the whole cluster, one at a time
+                on_record(process_tile(job, opts, scheduler=None, known=known.get(job.output)))
     summary.seconds = time.perf_counter() - start
     bar.update(summary, final=True)
     if report is not None:
         summary.write_report(report)
     return summary
+
+
+def _known_outputs(plan: BatchPlan) -> dict[str, dict[str, Any]]:
+    """Manifest records of ``plan``'s outputs by absolute output path (none to trust when
+    overwriting or with `Trust.DECODE`)."""
+    if plan.options.overwrite or plan.options.trust is Trust.DECODE:
+        return {}
+    return {os.path.join(plan.outdir, rel): rec for rel, rec in read_manifest(plan.outdir).items()}
+
+
+def _manifest_entry(record: TileRecord, outdir: str, token: str) -> dict[str, Any]:
+    """The manifest line for a verified output."""
+    return {
+        "path": os.path.relpath(record.output, outdir),
+        "size": record.size,
+        "mtime_ns": record.mtime_ns,
+        "checksum": record.checksum,
+        "input": record.input,
+        "token": token,
+    }
 
 
 def run_batch(
@@ -597,7 +681,12 @@ def run_batch(
         ones redone), ``retries`` (after non-deterministic I/O errors, default 2), and the
         output format as in `pipeline.write_raster`: ``driver`` ("GTiff" or "COG"; with
         "COG" an existing output is skipped only if it is a valid COG),
-        ``creation_options``, ``overview_resampling`` and ``max_block``.
+        ``creation_options``, ``overview_resampling`` and ``max_block``; ``trust``: how an
+        existing output is found done (`pipeline.manifest.Trust`): ``"manifest"`` (default:
+        its record in ``OUTDIR/.pipeline-manifest.jsonl``, written when it was published,
+        matches its size, mtime, input and options; nothing is read), ``"checksum"`` (and its
+        bytes' checksum matches) or ``"decode"`` (every block decoded, as `verify_raster`).
+        Outputs without a matching record are decoded; broken ones are redone.
 
     Returns
     -------

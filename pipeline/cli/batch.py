@@ -49,6 +49,18 @@ from pipeline.cli.options import (
     help="Output name; {stem}, {name}, {crs}, {suffix} [default: {stem}_{crs}.tif].",
 )
 @overwrite_opt
+@click.option(
+    "--verify-existing",
+    is_flag=True,
+    help="Trust an existing output's manifest record only if its checksum also matches "
+    "(reads the file, does not decode it).",
+)
+@click.option(
+    "--reverify",
+    is_flag=True,
+    help="Ignore the manifest: decode every block of every existing output (full "
+    "re-verification); broken outputs are redone.",
+)
 @output_options
 @click.option(
     "--retries",
@@ -87,6 +99,8 @@ def batch(
     from_list: str | None,
     name_template: str | None,
     overwrite: bool,
+    verify_existing: bool,
+    reverify: bool,
     output_format: str,
     creation_options: tuple[str, ...],
     overview_resampling: str | None,
@@ -107,6 +121,15 @@ def batch(
     Each tile is one task: a bad tile fails alone, outputs appear atomically and are verified,
     a rerun skips verified outputs and redoes broken ones. Exit status: 0 when every tile was
     done or skipped, 1 when any failed, 2 for usage errors (nothing was started).
+
+    \b
+    Each published output is recorded in OUTDIR/.pipeline-manifest.jsonl. A rerun finds an
+    existing output done at one of three levels:
+      default            its record matches its size, mtime, input and options: not read
+      --verify-existing  and the checksum of its bytes matches: read, not decoded
+      --reverify         every block decoded, manifest ignored (full re-verification)
+    Outputs without a matching record (other options, modified files) are decoded;
+    broken ones are redone. --overwrite redoes every tile.
     """
     from pipeline.batch import plan_batch, run_plan
     from pipeline.errors import PipelineError
@@ -120,6 +143,8 @@ def batch(
             kernel_params = parse_param_strings(get_kernel(kernel_name), params)
         elif params:
             raise click.UsageError("--param needs --kernel")
+        if verify_existing and reverify:
+            raise click.UsageError("give --verify-existing or --reverify, not both")
         if not inputs and from_list is None:
             raise click.UsageError("give INPUTS (folders, globs, files) or --from-list FILE")
         plan = plan_batch(
@@ -138,6 +163,7 @@ def batch(
             name_template=name_template,
             overwrite=overwrite,
             retries=retries,
+            trust="decode" if reverify else "checksum" if verify_existing else "manifest",
             **write_kw,
         )
     except PipelineError as err:
