@@ -4,8 +4,10 @@ and the whole-array warp every chunked result is compared with."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pathlib
+import warnings
 from collections.abc import Iterator
 
 import dask
@@ -15,6 +17,7 @@ import rasterio
 import rasterio.warp
 import xarray as xr
 from affine import Affine
+from click.testing import CliRunner
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 
@@ -172,3 +175,20 @@ def good_tiles(folder: pathlib.Path, n: int = 4, size: int = 128) -> list[pathli
         )
         for i in range(n)
     ]
+
+
+@pytest.fixture
+def runner() -> Iterator[CliRunner]:
+    """CliRunner; the CLI's logger levels, environment variable and warning format restored."""
+    names = ("distributed", "rasterio")
+    levels = {n: logging.getLogger(n).level for n in names}
+    env = os.environ.get("DASK_LOGGING__DISTRIBUTED")
+    fmt = warnings.formatwarning
+    yield CliRunner()
+    warnings.formatwarning = fmt
+    for n, level in levels.items():
+        logging.getLogger(n).setLevel(level)
+    if env is None:
+        os.environ.pop("DASK_LOGGING__DISTRIBUTED", None)
+    else:
+        os.environ["DASK_LOGGING__DISTRIBUTED"] = env

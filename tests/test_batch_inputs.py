@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 import pathlib
 import shutil
-import warnings
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -151,23 +147,6 @@ def test_size_counts_urls_and_missing_files_as_small(tree) -> None:
     assert _size(str(tile)) == tile.stat().st_size
     assert [_size(u) for u in URLS] == [0, 0, 0]
     assert _size(str(tree / "in" / "missing.tif")) == 0
-
-
-@pytest.fixture
-def runner() -> Iterator[CliRunner]:
-    """CliRunner; the CLI's logger levels, environment variable and warning format restored."""
-    names = ("distributed", "rasterio")
-    levels = {n: logging.getLogger(n).level for n in names}
-    env = os.environ.get("DASK_LOGGING__DISTRIBUTED")
-    fmt = warnings.formatwarning
-    yield CliRunner()
-    warnings.formatwarning = fmt
-    for n, level in levels.items():
-        logging.getLogger(n).setLevel(level)
-    if env is None:
-        os.environ.pop("DASK_LOGGING__DISTRIBUTED", None)
-    else:
-        os.environ["DASK_LOGGING__DISTRIBUTED"] = env
 
 
 def _batch(runner: CliRunner, *args: object, stdin: str | None = None) -> Result:

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
-import os
 import pathlib
 import shutil
-import warnings
-from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner, Result
@@ -18,23 +14,6 @@ from pipeline.batch import TileRecord
 from pipeline.cli import cli
 from pipeline.testing import write_synthetic_raster
 from pipeline.verify import verify_raster
-
-
-@pytest.fixture
-def runner() -> Iterator[CliRunner]:
-    """CliRunner; the CLI's logger levels, environment variable and warning format restored."""
-    names = ("distributed", "rasterio")
-    levels = {n: logging.getLogger(n).level for n in names}
-    env = os.environ.get("DASK_LOGGING__DISTRIBUTED")
-    fmt = warnings.formatwarning
-    yield CliRunner()
-    warnings.formatwarning = fmt
-    for n, level in levels.items():
-        logging.getLogger(n).setLevel(level)
-    if env is None:
-        os.environ.pop("DASK_LOGGING__DISTRIBUTED", None)
-    else:
-        os.environ["DASK_LOGGING__DISTRIBUTED"] = env
 
 
 def _verify(runner: CliRunner, *args: object) -> Result:
