@@ -23,7 +23,7 @@ e.g. ``--sizes 8192 16384``); output size <= 1.05 x (a)'s deflate output. Printe
 Stage table, for (e) and (f): the same job run again in one process (``--stages``; the
 default thread LocalCluster, so its workers are threads of that process), with the pipeline's
 real functions wrapped by thread-CPU timers (``stages.py``): decode = source reads
-(``pipeline.io.files._read``, through which every source window and chunk is read); warp =
+(``pipeline.io.files.read_window``, through which every source window and chunk is read); warp =
 ``pipeline.warp.engine.warp_window`` (as called by ``pipeline.warp.tile``: /vsimem copy + GDAL
 warp); encode = rioxarray's ``RasterioWriter.__setitem__``, which opens the output, writes one
 chunk and closes it, so GDAL compresses and writes that chunk's tiles (deflate) inside the
@@ -181,7 +181,7 @@ def stage_run(runner: str, src: pathlib.Path, dst: pathlib.Path, threads: int) -
     from pipeline.warp import tile
 
     timer = StageTimer()
-    timer.wrap(io_files, "_read", "decode")
+    timer.wrap(io_files, "read_window", "decode")
     timer.wrap(tile, "warp_window", "warp")
     timer.wrap(RasterioWriter, "__setitem__", "encode")
     start = time.perf_counter()

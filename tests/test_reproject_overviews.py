@@ -80,18 +80,18 @@ def float_ovr(tmp_path_factory) -> pathlib.Path:
 def _open_counting(monkeypatch) -> list[tuple[int | None, int]]:
     """Record ``(overview_level, pixels)`` of every window read from an `open_raster` file.
 
-    Both paths read through ``_read``: the open layer's chunks, and the windows reprojection
+    Both paths read through ``read_window``: the open layer's chunks, and the windows reprojection
     tasks read from the file directly.
     """
     reads: list[tuple[int | None, int]] = []
-    real = files_module._read
+    real = files_module.read_window
 
     def counting(path, identity, indexes, dtype, overview_level, rows, cols):
         out = real(path, identity, indexes, dtype, overview_level, rows, cols)
         reads.append((overview_level, int(out.size)))
         return out
 
-    monkeypatch.setattr(files_module, "_read", counting)
+    monkeypatch.setattr(files_module, "read_window", counting)
     return reads
 
 

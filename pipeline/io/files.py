@@ -85,7 +85,9 @@ def remote_cause(err: BaseException) -> str:
     return f"unreadable ({msg})"
 
 
-def _file_identity(path: str) -> tuple[Any, ...]:
+def file_identity(path: str) -> tuple[Any, ...]:
+    """What tells one version of a file from another: path, device, inode, size and mtime of a
+    local file; the GDAL path of a remote one."""
     if is_remote(path):
         # No stat over the network: the URL names the object. GDAL's /vsicurl/ caches what it
         # has read for the life of the process anyway, so an object replaced in place is not
@@ -200,7 +202,7 @@ def _dataset(
     return ds
 
 
-def _read(
+def read_window(
     path: str,
     identity: tuple[Any, ...],
     indexes: list[int],
@@ -251,7 +253,7 @@ def read_source_window(
     RasterInputError
         The window cannot be read (corrupt data); the message names file and window.
     """
-    return _read(
+    return read_window(
         source.path,
         source.identity,
         list(source.bands),
@@ -265,9 +267,11 @@ def read_source_window(
 __all__ = [
     "FileSource",
     "check_input_file",
+    "file_identity",
     "gdal_path",
     "is_remote",
     "overview_shapes",
     "read_source_window",
+    "read_window",
     "remote_cause",
 ]

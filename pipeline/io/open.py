@@ -25,8 +25,8 @@ from pipeline.io.colorinterp import COLORINTERP_KEY, read_colorinterp
 from pipeline.io.colormap import COLORMAP_KEY, read_colormap
 from pipeline.io.files import (
     FileSource,
-    _file_identity,
     check_input_file,
+    file_identity,
     is_remote,
     overview_shapes,
 )
@@ -83,7 +83,7 @@ def _read_chunk(
             "call it through dask.array.map_blocks"
         )
     (b0, b1), rows, cols = block_info[None]["array-location"]
-    return files._read(path, identity, indexes[b0:b1], dtype, overview_level, rows, cols)
+    return files.read_window(path, identity, indexes[b0:b1], dtype, overview_level, rows, cols)
 
 
 def _normalize_chunks(
@@ -226,7 +226,7 @@ def open_raster(
 
     shape = (len(indexes), height, width)
     band_c, ys, xs = _normalize_chunks(chunks, shape, block_yx, dtype.itemsize, p)
-    identity = _file_identity(p)
+    identity = file_identity(p)
     token = tokenize(identity, indexes, (band_c, ys, xs), overview_level)
     data = da.map_blocks(
         _read_chunk,
