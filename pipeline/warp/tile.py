@@ -115,22 +115,20 @@ def warp_tile(
                 colormap=read_colormap(ds),
                 colorinterp=read_colorinterp(ds),
             )
-            tile = WarpedTile(np.empty(0), spec, metadata)
             shapes = overview_shapes(src_path) if overviews and ds.overviews(1) else []
             level = overview_level_for(spec, src.width, [w for _, w in shapes])
-            data = _read_all(ds, src_path) if level is None else None
+            if level is None:
+                data = _read_all(ds, src_path)
         if level is not None:
-            spec = tile.spec = overview_warp_spec(spec, *shapes[level])
+            spec = overview_warp_spec(spec, *shapes[level])
             with rasterio.open(src_path, overview_level=level) as ovr:
                 data = _read_all(ovr, src_path)
     except RasterioError as err:
         raise RasterInputError(f"{src_path}: not a readable raster ({err})") from err
-    if data is None:  # pragma: no cover - both branches above read
-        raise RasterInputError(f"{src_path}: nothing was read")
     whole_src = Window(0, spec.src.height, 0, spec.src.width)
     whole_dst = Window(0, spec.dst.height, 0, spec.dst.width)
-    tile.data = warp_and_cast(spec, data, whole_src, whole_dst, data.dtype.name)
-    return tile
+    warped = warp_and_cast(spec, data, whole_src, whole_dst, data.dtype.name)
+    return WarpedTile(warped, spec, metadata)
 
 
 __all__ = ["WarpedTile", "warp_and_cast", "warp_file_window", "warp_tile"]
