@@ -73,6 +73,7 @@ import numba
 import numpy as np
 import rasterio
 from rasterio.windows import Window
+from stages import machine_busy_seconds
 
 import pipeline
 from pipeline.kernels.reverse_bands import reverse_bands
@@ -194,26 +195,13 @@ def run_pipeline(src_path: str, dst_path: str, *, block: int) -> None:
     pipeline.write_raster(out, dst_path, overwrite=True, max_block=block)
 
 
-def system_busy_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy (``/proc/stat``); None off Linux.
-
-    Busy is everything but idle and iowait, so it includes time stolen by a hypervisor.
-    """
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
 def timed(run: Callable[[], None]) -> Run:
     """Wall time of ``run`` and the CPU it and the rest of the machine used meanwhile."""
-    busy0, cpu0, t0 = system_busy_seconds(), time.process_time(), time.perf_counter()
+    busy0, cpu0, t0 = machine_busy_seconds(), time.process_time(), time.perf_counter()
     run()
     wall = time.perf_counter() - t0
     own = time.process_time() - cpu0
-    busy1 = system_busy_seconds()
+    busy1 = machine_busy_seconds()
     other = None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0 - own)
     return Run(wall, own, other)
 

@@ -63,6 +63,7 @@ import numpy as np
 import xarray as xr
 from dask.core import flatten
 from scipy.ndimage import uniform_filter
+from stages import machine_busy_seconds
 
 import pipeline
 from pipeline.kernels import KernelSpec, terrain
@@ -136,16 +137,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def busy_seconds() -> float | None:
-    """CPU seconds the whole machine has been busy (Linux ``/proc/stat``), or None."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
 Timing = tuple[float, float | None, float]
 
 
@@ -155,11 +146,11 @@ def timed(run: Callable[[], object]) -> Timing:
     The last figure is the number of cores this process kept busy: at most 1 while the GIL
     serialises the threads, up to 2 with two threads that release it (if the cores are free).
     """
-    busy0, own0, t0 = busy_seconds(), time.process_time(), time.perf_counter()
+    busy0, own0, t0 = machine_busy_seconds(), time.process_time(), time.perf_counter()
     run()
     wall = time.perf_counter() - t0
     own = time.process_time() - own0
-    busy1 = busy_seconds()
+    busy1 = machine_busy_seconds()
     other = None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0 - own)
     return wall, other, own / wall
 

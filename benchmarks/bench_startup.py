@@ -63,6 +63,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from stages import machine_busy_seconds
 
 from pipeline.testing import write_synthetic_raster
 
@@ -201,16 +202,6 @@ def working_folder(path: str | None) -> Iterator[str]:
         yield tmp
 
 
-def system_busy_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy (``/proc/stat``); None off Linux."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
 def children_cpu() -> float:
     """User + sys seconds of all waited-for child processes so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -221,13 +212,13 @@ def run_timed(command: Command, cwd: str) -> None:
     """Run ``command`` once as its own process (its output removed first) and record it."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(command.output)
-    busy0, own0, child0 = system_busy_seconds(), time.process_time(), children_cpu()
+    busy0, own0, child0 = machine_busy_seconds(), time.process_time(), children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.run(command.argv, cwd=cwd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     cpu = children_cpu() - child0
     own = time.process_time() - own0
-    busy1 = system_busy_seconds()
+    busy1 = machine_busy_seconds()
     if proc.returncode != 0:
         raise SystemExit(
             f"FAILED: {command.label} exited with status {proc.returncode}\n"

@@ -13,6 +13,7 @@ each GDAL call's work is in the calling thread).
 from __future__ import annotations
 
 import functools
+import os
 import statistics
 import threading
 import time
@@ -102,3 +103,17 @@ def wrap_write_staged(
 
     for owner in owners:
         timer.patch(owner, "write_staged", timer.timed(write_staged, "write_staged"))
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy (``/proc/stat``); None off Linux.
+
+    Busy is everything but idle and iowait, so it includes time stolen by a hypervisor. The
+    benchmarks compare it with their own CPU time to flag runs that other load disturbed.
+    """
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
