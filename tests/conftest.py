@@ -81,8 +81,8 @@ def raise_if_dask_computes() -> Iterator[None]:
 def gdal_default_warp(data: np.ndarray, spec, method: str, src_nodata) -> np.ndarray:
     """``rasterio.warp.reproject`` of the whole array with GDAL's defaults, on ``spec``'s grid.
 
-    GDAL's default approximate transformer (0.125 px), no XSCALE/YSCALE: the plain warp our
-    exact one is compared with.
+    GDAL's default approximate transformer (0.125 px), no XSCALE/YSCALE, GDAL's own chunking:
+    the independent reference our default warp must equal, and our exact one is compared with.
     """
     out = np.zeros((spec.count, *spec.dst.shape), dtype=data.dtype)
     rasterio.warp.reproject(
