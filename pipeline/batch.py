@@ -90,7 +90,7 @@ class BatchSummary:
 
     records: list[TileRecord] = field(default_factory=list)
     seconds: float = 0.0
-    removed_temporaries: int = 0
+    removed_temporaries: int = 0  # of crashed runs or of workers lost during this one
 
     def count(self, status: str) -> int:
         """Number of records with ``status``."""
@@ -607,6 +607,8 @@ def run_plan(
         for job in todo:
             if _size(job.input) > threshold:  # chunked over the whole cluster, one at a time
                 on_record(process_tile(job, opts, scheduler=None, known=known.get(job.output)))
+    # a worker killed while writing leaves its temporary file; its tile was redone elsewhere
+    summary.removed_temporaries += remove_leftovers(plan.outdir)
     summary.seconds = time.perf_counter() - start
     bar.update(summary, final=True)
     if report is not None:

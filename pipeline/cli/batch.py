@@ -173,7 +173,10 @@ def batch(
     with connect_from_options(cluster):
         summary = run_plan(plan, window=window, report=report, progress=progress, group=group)
     if summary.removed_temporaries:
-        click.echo(f"removed {summary.removed_temporaries} temporary file(s) of an earlier run")
+        click.echo(
+            f"removed {summary.removed_temporaries} temporary file(s) "
+            "left by a crashed run or a lost worker"
+        )
     for record in summary.records:
         if record.status == "failed":
             reason = record.error.removeprefix(f"{record.input}: ")
