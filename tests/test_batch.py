@@ -308,3 +308,15 @@ class _ListQueue:
 
     def add(self, fut) -> None:
         self.futures.append(fut)
+
+
+def test_cli_batch_runs_on_worker_processes_unless_configured_otherwise(tmp_path) -> None:
+    good_tiles(tmp_path / "in", n=2)
+    args = ["batch", tmp_path / "in", "--dst-crs", "EPSG:3857", "--no-progress",
+            "--dashboard-address", "127.0.0.1:0"]  # fmt: skip
+    proc = run_cli(*args, "-o", tmp_path / "a")
+    assert proc.returncode == 0, proc.stderr
+    assert "thread(s) (processes)" in proc.stderr and "2 done" in proc.stdout
+    proc = run_cli(*args, "-o", tmp_path / "b", env={"DASK_PIPELINE__BATCH__PROCESSES": "false"})
+    assert proc.returncode == 0, proc.stderr
+    assert "(threads in this process)" in proc.stderr and "2 done" in proc.stdout

@@ -131,6 +131,7 @@ def batch(
     Outputs without a matching record (other options, modified files) are decoded;
     broken ones are redone. --overwrite redoes every tile.
     """
+    from pipeline import config
     from pipeline.batch import plan_batch, run_plan
     from pipeline.errors import PipelineError
 
@@ -170,6 +171,12 @@ def batch(
         click.echo(f"pipeline: error: {' '.join(str(err).split())}", err=True)
         ctx.exit(2)
     click.echo(f"{len(plan.jobs)} input tiles -> {plan.outdir}", err=True)
+    if not (cluster.get("scheduler") or cluster.get("cluster_file")):
+        # a LocalCluster of worker processes unless configured otherwise (batch.processes)
+        cluster = {
+            **cluster,
+            "processes": cluster.get("processes") or config.get("batch.processes"),
+        }
     with connect_from_options(cluster):
         summary = run_plan(plan, window=window, report=report, progress=progress, group=group)
     if summary.removed_temporaries:
