@@ -310,13 +310,29 @@ class _ListQueue:
         self.futures.append(fut)
 
 
-def test_cli_batch_runs_on_worker_processes_unless_configured_otherwise(tmp_path) -> None:
+def test_local_cluster_kind_follows_the_tile_count_unless_configured() -> None:
+    import dask
+
+    from pipeline.batch import use_processes
+
+    assert not use_processes(511, cpus=2) and use_processes(512, cpus=2)
+    assert not use_processes(40000, cpus=1)  # one core: processes only cost start-up
+    with dask.config.set({"pipeline.batch.processes-min-tiles": 2}):
+        assert use_processes(2, cpus=2)
+    for forced in (True, False):
+        with dask.config.set({"pipeline.batch.processes": forced}):
+            assert use_processes(1, cpus=2) is forced and use_processes(10**6, cpus=2) is forced
+
+
+def test_cli_batch_starts_worker_processes_for_many_tiles_threads_for_few(tmp_path) -> None:
     good_tiles(tmp_path / "in", n=2)
     args = ["batch", tmp_path / "in", "--dst-crs", "EPSG:3857", "--no-progress",
             "--dashboard-address", "127.0.0.1:0"]  # fmt: skip
     proc = run_cli(*args, "-o", tmp_path / "a")
     assert proc.returncode == 0, proc.stderr
-    assert "thread(s) (processes)" in proc.stderr and "2 done" in proc.stdout
-    proc = run_cli(*args, "-o", tmp_path / "b", env={"DASK_PIPELINE__BATCH__PROCESSES": "false"})
-    assert proc.returncode == 0, proc.stderr
     assert "(threads in this process)" in proc.stderr and "2 done" in proc.stdout
+    proc = run_cli(
+        *args, "-o", tmp_path / "b", env={"DASK_PIPELINE__BATCH__PROCESSES_MIN_TILES": "2"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "thread(s) (processes)" in proc.stderr and "2 done" in proc.stdout

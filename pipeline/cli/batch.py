@@ -131,8 +131,7 @@ def batch(
     Outputs without a matching record (other options, modified files) are decoded;
     broken ones are redone. --overwrite redoes every tile.
     """
-    from pipeline import config
-    from pipeline.batch import plan_batch, run_plan
+    from pipeline.batch import plan_batch, run_plan, use_processes
     from pipeline.errors import PipelineError
 
     write_kw = write_options(output_format, creation_options, overview_resampling)
@@ -171,12 +170,8 @@ def batch(
         click.echo(f"pipeline: error: {' '.join(str(err).split())}", err=True)
         ctx.exit(2)
     click.echo(f"{len(plan.jobs)} input tiles -> {plan.outdir}", err=True)
-    if not (cluster.get("scheduler") or cluster.get("cluster_file")):
-        # a LocalCluster of worker processes unless configured otherwise (batch.processes)
-        cluster = {
-            **cluster,
-            "processes": cluster.get("processes") or config.get("batch.processes"),
-        }
+    if not (cluster.get("scheduler") or cluster.get("cluster_file") or cluster.get("processes")):
+        cluster = {**cluster, "processes": use_processes(len(plan.jobs))}
     with connect_from_options(cluster):
         summary = run_plan(plan, window=window, report=report, progress=progress, group=group)
     if summary.removed_temporaries:
