@@ -20,14 +20,16 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from pipeline.errors import RasterInputError
+from pipeline.io.cloud import apply_endpoint_settings
 from pipeline.io.gdal_env import current_settings
 
 _local = threading.local()
 _HANDLES_PER_THREAD = 8
 
 
-# URL schemes and the GDAL virtual file system that reads them. Only http(s) is tested here
-# (against a local server); s3/gs/az are mapped the same way and need GDAL's credentials.
+# URL schemes and the GDAL virtual file system that reads them. http(s) and s3 are tested
+# (against local servers: tests/test_remote_http.py, tests/test_remote_s3.py); gs and az are
+# mapped the same way, as GDAL names them, and read with GDAL's own credentials, untested.
 _URL_PREFIXES = (
     ("http://", "/vsicurl/http://"),
     ("https://", "/vsicurl/https://"),
@@ -58,21 +60,51 @@ def gdal_path(path: str | os.PathLike[str]) -> str:
 
 
 def remote_cause(err: BaseException) -> str:
-    """What went wrong reading a remote file, in words, from GDAL's /vsicurl/ error message."""
-    msg = " ".join(str(err).split())
+    """What went wrong reading a remote file, in words, from GDAL's /vsicurl/ or /vsis3/ error.
+
+    Never repeats credentials: GDAL's messages name variables, not their values. rasterio's
+    "Read failed. See previous exception" is read with the GDAL error chained to it.
+    """
+    texts, seen = [], set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        texts.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    msg = " ".join(" ".join(reversed(texts)).split()) if len(texts) > 1 else " ".join(str(err).split())
     low = msg.lower()
+    if "specified bucket does not exist" in low or "nosuchbucket" in low:
+        return "not found (no such bucket)"
+    if "specified key does not exist" in low or "nosuchkey" in low:
+        return "not found (no such key)"
     if "response code: 404" in low:
         return "not found (HTTP 404)"
+    if (
+        "signature we calculated does not match" in low
+        or "access key id you provided does not exist" in low
+        or "access denied" in low
+        or "accessdenied" in low
+        or "invalidaccesskeyid" in low
+    ):
+        return "access denied: check credentials"
+    if "response code: 403" in low or "response code: 401" in low:
+        code = "401" if "401" in low else "403"
+        return f"access denied (HTTP {code}): check credentials"
+    if "configuration options not defined" in low and "aws_" in low:
+        return (
+            "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+            "or AWS_NO_SIGN_REQUEST=YES for a public bucket"
+        )
     if "does not exist in the file system" in low:
         # GDAL fetches nothing whose name lacks an extension of CPL_VSIL_CURL_ALLOWED_EXTENSIONS
         name = "CPL_VSIL_CURL_ALLOWED_EXTENSIONS"
         allowed = current_settings([name])[name]
-        if allowed:
+        quoted = re.search(r"'([^']*)'", msg)
+        path = (quoted.group(1) if quoted else "").lower()
+        suffixes = tuple(s.strip().lower() for s in (allowed or "").split(",") if s.strip())
+        if allowed and not path.endswith(suffixes):
             return f"not found, or not a name GDAL fetches ({name}={allowed})"
         return "not found"
-    if "response code: 403" in low or "response code: 401" in low:
-        code = "401" if "401" in low else "403"
-        return f"access denied (HTTP {code}): check credentials"
     if "could not connect" in low or "failed to connect" in low or "connection refused" in low:
         return f"connection refused: is the server up? ({msg})"
     if "timed out" in low or "timeout" in low:
@@ -108,6 +140,7 @@ def check_input_file(path: str | os.PathLike[str]) -> str:
     p = os.fspath(path)
     if is_remote(p):
         gp = gdal_path(p)
+        apply_endpoint_settings()
         try:
             with rasterio.open(gp):
                 pass
@@ -192,6 +225,8 @@ def _dataset(
     key = (*identity, overview_level)
     ds = cache.get(key)
     if ds is None or ds.closed:
+        if is_remote(path):
+            apply_endpoint_settings()  # on a worker too, from its own AWS_ENDPOINT_URL
         if overview_level is None:
             ds = cache[key] = rasterio.open(path)
         else:
