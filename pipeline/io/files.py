@@ -69,9 +69,10 @@ def remote_cause(err: BaseException) -> str:
     cause: BaseException | None = err
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        texts.append(str(cause))
+        if str(cause) not in texts:
+            texts.append(str(cause))
         cause = cause.__cause__ or cause.__context__
-    msg = " ".join(" ".join(reversed(texts)).split()) if len(texts) > 1 else " ".join(str(err).split())
+    msg = " ".join(" ".join(reversed(texts)).split())
     low = msg.lower()
     if "specified bucket does not exist" in low or "nosuchbucket" in low:
         return "not found (no such bucket)"
