@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -39,8 +39,9 @@ class RangeServer(ThreadingHTTPServer):
     errors : dict
         Status code to answer for a file name (``{"forbidden.tif": 403}``).
     resets : dict
-        File name to the number of GET requests answered in full before every later GET of
-        it is cut: half the body is sent, then the connection is reset (TCP RST).
+        File name to the block reads of it (GETs of ranges not starting at byte 0: the header
+        is always served), numbered from 1, that are cut: half the body is sent, then the
+        connection is reset (TCP RST). ``range(1, 10**9)``: every one.
     delays : dict
         File name to seconds to wait before answering any request for it.
     requests : list of (method, name, Range header or None)
@@ -54,7 +55,7 @@ class RangeServer(ThreadingHTTPServer):
         self.root = root
         self.token = uuid.uuid4().hex[:12]
         self.errors: dict[str, int] = {}
-        self.resets: dict[str, int] = {}
+        self.resets: dict[str, Container[int]] = {}
         self.delays: dict[str, float] = {}
         self.requests: list[tuple[str, str, str | None]] = []
         self.bytes_served = 0
@@ -135,7 +136,8 @@ class _RangeHandler(BaseHTTPRequestHandler):
         header = self.headers.get("Range")
         with srv.lock:
             srv.requests.append((self.command, name, header))
-            gets = srv._gets[name] = srv._gets.get(name, 0) + (self.command == "GET")
+            block_read = self.command == "GET" and not (header or "").startswith("bytes=0-")
+            gets = srv._gets[name] = srv._gets.get(name, 0) + block_read
         if name in srv.delays:
             time.sleep(srv.delays[name])
         if name in srv.errors:
@@ -170,7 +172,7 @@ class _RangeHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if not body_wanted:
             return None
-        if name in srv.resets and gets > srv.resets[name]:
+        if block_read and name in srv.resets and gets in srv.resets[name]:
             return self._reset(body[: len(body) // 2])
         self.wfile.write(body)
         with srv.lock:

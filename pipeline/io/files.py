@@ -22,6 +22,7 @@ from rasterio.windows import Window
 from pipeline.errors import RasterInputError
 from pipeline.io.cloud import apply_endpoint_settings
 from pipeline.io.gdal_env import current_settings
+from pipeline.io.vsi import retry_interrupted, retry_settings, short_read
 
 _local = threading.local()
 _HANDLES_PER_THREAD = 8
@@ -57,6 +58,14 @@ def gdal_path(path: str | os.PathLike[str]) -> str:
         if p.startswith(prefix):
             return vsi + p[len(prefix) :]
     return p
+
+
+def display_path(path: str) -> str:
+    """The URL a user gave for a GDAL path (``/vsis3/b/k`` -> ``s3://b/k``), for messages."""
+    for prefix, vsi in _URL_PREFIXES:
+        if path.startswith(vsi):
+            return prefix + path[len(vsi) :]
+    return path
 
 
 def remote_cause(err: BaseException) -> str:
@@ -106,6 +115,9 @@ def remote_cause(err: BaseException) -> str:
         if allowed and not path.endswith(suffixes):
             return f"not found, or not a name GDAL fetches ({name}={allowed})"
         return "not found"
+    got = short_read(err)
+    if got is not None:
+        return f"connection lost during the read (got {got[0]} of {got[1]} bytes)"
     if "could not connect" in low or "failed to connect" in low or "connection refused" in low:
         return f"connection refused: is the server up? ({msg})"
     if "timed out" in low or "timeout" in low:
@@ -238,6 +250,22 @@ def _dataset(
     return ds
 
 
+def _forget(identity: tuple[Any, ...], overview_level: int | None) -> None:
+    """Close this thread's handle of a file (the next read opens it again)."""
+    cache = getattr(_local, "datasets", None)
+    ds = cache.pop((*identity, overview_level), None) if cache is not None else None
+    if ds is not None:
+        ds.close()
+
+
+def retried(err: BaseException) -> str:
+    """``", after 3 retries (GDAL_HTTP_MAX_RETRY)"`` for a read cut short; else empty."""
+    retries = retry_settings()[0]
+    if short_read(err) is None or not retries:
+        return ""
+    return f", after {retries} retries (GDAL_HTTP_MAX_RETRY)"
+
+
 def read_window(
     path: str,
     identity: tuple[Any, ...],
@@ -250,14 +278,22 @@ def read_window(
     """Read ``indexes`` over rows ``rows`` and columns ``cols``; errors name file and window."""
     (r0, r1), (c0, c1) = rows, cols
     window = Window(c0, r0, c1 - c0, r1 - r0)
-    try:
+
+    def read(attempt: int) -> np.ndarray:
+        if attempt:  # a retry after a read cut short: a new handle, GDAL's cache cleared
+            _forget(identity, overview_level)
         ds = _dataset(path, identity, overview_level)
-        out: np.ndarray = ds.read(indexes, window=window, out_dtype=dtype)
+        data: np.ndarray = ds.read(indexes, window=window, out_dtype=dtype)
+        return data
+
+    try:
+        out = retry_interrupted(path, read) if is_remote(path) else read(0)
     except RasterioError as err:
         where = "" if overview_level is None else f" of overview {overview_level}"
         if is_remote(path):
             raise RasterInputError(
-                f"{path}: cannot read rows {r0}:{r1}, columns {c0}:{c1}{where}: {remote_cause(err)}"
+                f"{display_path(path)}: cannot read rows {r0}:{r1}, columns {c0}:{c1}{where}: "
+                f"{remote_cause(err)}{retried(err)}"
             ) from err
         raise RasterInputError(
             f"{path}: corrupt or unreadable data in rows {r0}:{r1}, columns {c0}:{c1}"
@@ -303,6 +339,7 @@ def read_source_window(
 __all__ = [
     "FileSource",
     "check_input_file",
+    "display_path",
     "file_identity",
     "gdal_path",
     "is_remote",
@@ -310,4 +347,5 @@ __all__ = [
     "read_source_window",
     "read_window",
     "remote_cause",
+    "retried",
 ]
