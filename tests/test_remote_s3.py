@@ -292,3 +292,15 @@ def test_profile_credentials_are_read_from_the_aws_files(
     monkeypatch.setenv("AWS_PROFILE", "pipeline-test")
     da = pipeline.open_raster(f"s3://{bucket}/rasters/sub/cogeo.tif", overview_level=2)
     assert int(da.sum()) > 0
+
+
+def test_listing_without_boto3_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from pipeline.io.cloud import s3_client
+
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    with pytest.raises(pipeline.RasterInputError, match=r"pip install 'raster-pipeline\[s3\]'"):
+        s3_client()
