@@ -145,19 +145,24 @@ class _RangeHandler(BaseHTTPRequestHandler):
         file = srv.root / name
         if not name or "/" in name or not file.is_file():
             return self._empty(404)
-        data = file.read_bytes()
-        size = len(data)
+        size = file.stat().st_size
         ranges = _ranges(header, size)
+
+        def data(a: int, b: int) -> bytes:  # bytes a..b inclusive (large files: no full read)
+            with open(file, "rb") as f:
+                f.seek(a)
+                return f.read(b - a + 1)
+
         if not ranges:
-            status, body, ctype = 200, data, "application/octet-stream"
+            status, body, ctype = 200, data(0, size - 1), "application/octet-stream"
         elif len(ranges) == 1:
             (start, end), ctype = ranges[0], "application/octet-stream"
-            status, body = 206, data[start : end + 1]
+            status, body = 206, data(start, end)
         else:
             parts = [
                 f"--{_BOUNDARY}\r\nContent-Type: application/octet-stream\r\n"
                 f"Content-Range: bytes {a}-{b}/{size}\r\n\r\n".encode()
-                + data[a : b + 1]
+                + data(a, b)
                 + b"\r\n"
                 for a, b in ranges
             ]
