@@ -304,3 +304,19 @@ def test_listing_without_boto3_says_which_extra_to_install(
     monkeypatch.setitem(sys.modules, "boto3", None)
     with pytest.raises(pipeline.RasterInputError, match=r"pip install 'raster-pipeline\[s3\]'"):
         s3_client()
+
+
+def test_listed_keys_mirror_their_sub_prefixes_and_collisions_are_refused(tmp_path) -> None:
+    from pipeline.batch_plan import plan_outputs
+    from pipeline.errors import BatchUsageError
+
+    keys = ["s3://b/p/x.tif", "s3://b/p/sub/x.tif"]
+    jobs = plan_outputs(keys, str(tmp_path), tmp_path / "out", "EPSG:3857", url_roots=["s3://b/p/"])
+    assert [j.output for j in jobs] == [
+        str(tmp_path / "out" / "x_3857.tif"),
+        str(tmp_path / "out" / "sub" / "x_3857.tif"),
+    ]
+    with pytest.raises(BatchUsageError, match="would both be written to"):
+        plan_outputs(keys, str(tmp_path), tmp_path / "out", "EPSG:3857")  # not listed: flat
+    with pytest.raises(BatchUsageError, match=r"a key with '\.\.'"):
+        plan_outputs(["s3://b/p/../x.tif"], str(tmp_path), tmp_path, 3857, url_roots=["s3://b/p/"])
