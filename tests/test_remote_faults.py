@@ -99,8 +99,8 @@ def test_a_reset_mid_read_is_retried_then_reported(
     assert "after 2 retries (GDAL_HTTP_MAX_RETRY)" in result.output
     blocks = [r for m, n, r in server.requests if m == "GET" and n == "reset.tif"]
     blocks = [r for r in blocks if not (r or "").startswith("bytes=0-")]
-    # the block range asked for once and retried twice (the partial answer was not reused)
-    assert blocks and all(blocks.count(r) == 3 for r in set(blocks)), blocks
+    # the first block range asked for once and retried twice (the partial answer not reused)
+    assert blocks and blocks.count(blocks[0]) == 3, blocks
 
 
 def test_a_reset_that_does_not_recur_is_retried_to_success(

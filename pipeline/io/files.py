@@ -20,6 +20,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from pipeline.errors import RasterInputError
+from pipeline.io.blockcache import read_blocks
 from pipeline.io.cloud import apply_endpoint_settings
 from pipeline.io.gdal_env import current_settings
 from pipeline.io.vsi import retry_interrupted, retry_settings, short_read
@@ -278,19 +279,23 @@ def read_window(
     """Read ``indexes`` over rows ``rows`` and columns ``cols``; errors name file and window."""
     (r0, r1), (c0, c1) = rows, cols
     window = Window(c0, r0, c1 - c0, r1 - r0)
+    remote = is_remote(path)
 
     def read(attempt: int) -> np.ndarray:
         if attempt:  # a retry after a read cut short: a new handle, GDAL's cache cleared
             _forget(identity, overview_level)
         ds = _dataset(path, identity, overview_level)
-        data: np.ndarray = ds.read(indexes, window=window, out_dtype=dtype)
-        return data
+        if not remote:
+            data: np.ndarray = ds.read(indexes, window=window, out_dtype=dtype)
+            return data
+        # through the per-process block cache: no block fetched by two threads
+        return read_blocks(ds, (*identity, overview_level), indexes, dtype, rows, cols)
 
     try:
-        out = retry_interrupted(path, read) if is_remote(path) else read(0)
+        out = retry_interrupted(path, read) if remote else read(0)
     except RasterioError as err:
         where = "" if overview_level is None else f" of overview {overview_level}"
-        if is_remote(path):
+        if remote:
             raise RasterInputError(
                 f"{display_path(path)}: cannot read rows {r0}:{r1}, columns {c0}:{c1}{where}: "
                 f"{remote_cause(err)}{retried(err)}"

@@ -1,23 +1,28 @@
-"""Remote reads cut short: retried after clearing GDAL's /vsicurl/ cache of the file.
+"""Remote reads: striped block locks, and reads cut short retried.
 
-GDAL 3.10 retries HTTP 429/5xx answers itself (``GDAL_HTTP_MAX_RETRY``) but not a connection
+`block_locks` lets threads of a process that need the same blocks of a remote file wait for
+each other, block by block (striped locks, taken in order), while reads of disjoint blocks run
+in parallel: `pipeline.io.blockcache` reads each block once with them.
+
+Reads cut short: GDAL 3.10 retries HTTP 429/5xx answers itself (``GDAL_HTTP_MAX_RETRY``) but not a connection
 reset, or a timeout, in the middle of a body: the read fails with a short-read TIFF error
 (``got 16546 bytes, expected 122135``), and the partial range stays in the process-wide
 /vsicurl/ cache, so every later read of those blocks fails the same way without a request
-(tests/test_remote_faults.py). `retry_interrupted` retries such
-reads up to ``GDAL_HTTP_MAX_RETRY`` times, ``GDAL_HTTP_RETRY_DELAY`` seconds apart, after
+(tests/test_remote_faults.py). `retry_interrupted` retries such reads up to ``GDAL_HTTP_MAX_RETRY`` times, ``GDAL_HTTP_RETRY_DELAY`` seconds apart, after
 ``VSICurlPartialClearCache`` of the file (called through ctypes on the libgdal rasterio
 loaded: rasterio does not wrap it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import re
 import threading
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from rasterio.errors import RasterioError
@@ -29,6 +34,35 @@ T = TypeVar("T")
 _SHORT_READ = re.compile(r"got (\d+) bytes, expected (\d+)")
 _INTERRUPTED = ("read error", "ireadblock failed", "tiffreadencodedtile() failed")
 _lock = threading.Lock()
+_STRIPES = [threading.Lock() for _ in range(512)]
+
+
+@contextlib.contextmanager
+def block_locks(
+    path: str,
+    overview_level: int | None,
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    block_shape: tuple[int, int],
+) -> Iterator[None]:
+    """Hold the locks of the blocks a window of ``path`` touches (see the module docstring).
+
+    Locks are striped by a hash of (path, level, block row, block column) and taken in
+    ascending order, so two readers never wait for each other in a cycle.
+    """
+    by, bx = block_shape
+    key = f"{path}|{overview_level}|"
+    stripes = sorted(
+        {
+            zlib.crc32(f"{key}{i},{j}".encode()) % len(_STRIPES)
+            for i in range(rows[0] // by, max(rows[0], rows[1] - 1) // by + 1)
+            for j in range(cols[0] // bx, max(cols[0], cols[1] - 1) // bx + 1)
+        }
+    )
+    with contextlib.ExitStack() as stack:
+        for index in stripes:
+            stack.enter_context(_STRIPES[index])
+        yield
 
 
 def _messages(err: BaseException) -> str:
@@ -122,4 +156,11 @@ def retry_interrupted(gdal_path: str, read: Callable[[int], T]) -> T:
         attempt += 1
 
 
-__all__ = ["clear_cache", "interrupted", "retry_interrupted", "retry_settings", "short_read"]
+__all__ = [
+    "block_locks",
+    "clear_cache",
+    "interrupted",
+    "retry_interrupted",
+    "retry_settings",
+    "short_read",
+]
