@@ -320,3 +320,18 @@ def test_listed_keys_mirror_their_sub_prefixes_and_collisions_are_refused(tmp_pa
         plan_outputs(keys, str(tmp_path), tmp_path / "out", "EPSG:3857")  # not listed: flat
     with pytest.raises(BatchUsageError, match=r"a key with '\.\.'"):
         plan_outputs(["s3://b/p/../x.tif"], str(tmp_path), tmp_path, 3857, url_roots=["s3://b/p/"])
+
+
+def test_a_public_prefix_is_listed_without_keys(
+    moto: MotoS3, cogs: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.batch_plan import discover
+
+    name = moto.bucket({"p/a.tif": cogs / "rgb.tif", "p/q/b.tif": cogs / "rgb.tif"}, public=True)
+    moto.client().put_bucket_acl(Bucket=name, ACL="public-read")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_NO_SIGN_REQUEST", "YES")
+    found = discover(f"s3://{name}/p")  # no trailing slash: a name without a raster suffix
+    assert found.files == [f"s3://{name}/p/a.tif", f"s3://{name}/p/q/b.tif"]
+    assert found.url_roots == (f"s3://{name}/p/",)
