@@ -4,11 +4,12 @@
 each other, block by block (striped locks, taken in order), while reads of disjoint blocks run
 in parallel: `pipeline.io.blockcache` reads each block once with them.
 
-Reads cut short: GDAL 3.10 retries HTTP 429/5xx answers itself (``GDAL_HTTP_MAX_RETRY``) but not a connection
-reset, or a timeout, in the middle of a body: the read fails with a short-read TIFF error
-(``got 16546 bytes, expected 122135``), and the partial range stays in the process-wide
-/vsicurl/ cache, so every later read of those blocks fails the same way without a request
-(tests/test_remote_faults.py). `retry_interrupted` retries such reads up to ``GDAL_HTTP_MAX_RETRY`` times, ``GDAL_HTTP_RETRY_DELAY`` seconds apart, after
+Reads cut short: GDAL 3.10 retries HTTP 429/5xx answers itself (``GDAL_HTTP_MAX_RETRY``)
+but not a connection reset, or a timeout, in the middle of a body: the read fails with a
+short-read TIFF error (``got 16546 bytes, expected 122135``), and the partial range stays in
+the process-wide /vsicurl/ cache, so every later read of those blocks fails the same way
+without a request (tests/test_remote_faults.py). `retry_interrupted` retries such reads up to
+``GDAL_HTTP_MAX_RETRY`` times, ``GDAL_HTTP_RETRY_DELAY`` seconds apart, after
 ``VSICurlPartialClearCache`` of the file (called through ctypes on the libgdal rasterio
 loaded: rasterio does not wrap it).
 """
