@@ -179,9 +179,9 @@ class _RangeHandler(BaseHTTPRequestHandler):
             return None
         if block_read and name in srv.resets and gets in srv.resets[name]:
             return self._reset(body[: len(body) // 2])
-        self.wfile.write(body)
-        with srv.lock:
+        with srv.lock:  # counted before sending: a client that has read it sees the count
             srv.bytes_served += len(body)
+        self.wfile.write(body)
         return None
 
     def do_GET(self) -> None:
