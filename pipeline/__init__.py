@@ -3,7 +3,9 @@
 Layering (lower layers never import higher ones; nothing imports ``cli``)::
 
     errors, config, chunking (pure chunk maths)
-      -> io.files, io.metadata (file access without dask), io.open (block-aligned lazy read)
+      -> io.gdal_env, io.cloud, io.vsi (GDAL settings, S3 endpoints and credentials, remote
+         retries) -> io.files, io.metadata (file access without dask), io.open (block-aligned
+         lazy read)
       -> kernels, apply (lazy compute)
       -> warp (package: resampling, grid, spec, overviews, engine, tile, graph, reproject)
       -> io.staged, io.cog, io.write (staged atomic output; locked to_raster -- io.write calls

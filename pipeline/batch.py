@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from pipeline import config
-from pipeline.batch_plan import TileJob, discover_inputs, is_url, plan_outputs
+from pipeline.batch_plan import TileJob, discover, is_url, plan_outputs
 from pipeline.errors import (
     BatchUsageError,
     KernelError,
@@ -532,8 +532,10 @@ def plan_batch(
         dst_nodata=dst_nodata,
         error_threshold=error_threshold,
     )
-    files, root = discover_inputs(inputs, recursive=recursive, pattern=pattern, from_list=from_list)
-    jobs = plan_outputs(files, root, outdir, crs, name_template=name_template)
+    found = discover(inputs, recursive=recursive, pattern=pattern, from_list=from_list)
+    jobs = plan_outputs(
+        found.files, found.root, outdir, crs, name_template=name_template, url_roots=found.url_roots
+    )
     out_root = os.path.abspath(os.fspath(outdir))
     try:
         os.makedirs(out_root, exist_ok=True)

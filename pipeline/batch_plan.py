@@ -3,11 +3,13 @@
 Nothing here touches a cluster; `pipeline.batch` runs the plan. Inputs are local paths (made
 absolute) or GDAL paths and URLs (``/vsicurl/...``, ``https://...``, ``s3://...``), kept as
 given: those cannot be stat'ed, so planning never requires a listed input to exist; a missing or
-unreadable one fails alone when its tile runs.
+unreadable one fails alone when its tile runs. An ``s3://bucket/prefix/`` is listed (with
+boto3, `pipeline.io.cloud.list_objects`) like a folder.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 import os
@@ -30,6 +32,26 @@ SKIPPED_SUFFIXES = (TEMP_SUFFIX, ".aux.xml", ".ovr", ".msk")
 DEFAULT_TEMPLATE = "{stem}_{crs}.tif"
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What `discover` found.
+
+    Attributes
+    ----------
+    files : list of str
+        Local paths made absolute, URLs as written; in the order given, without repeats.
+    root : str
+        The folder all local inputs' folders share (the working folder if there are none).
+    url_roots : tuple of str
+        Listed URL prefixes (``s3://bucket/prefix/``): their objects' outputs mirror the
+        key's path below the prefix, as files below a folder do.
+    """
+
+    files: list[str]
+    root: str
+    url_roots: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +87,48 @@ def url_name(url: str) -> str:
         rest = tail
     path = urlsplit(rest).path if _SCHEME.match(rest) else rest
     return posixpath.basename(path.rstrip("/"))
+
+
+def is_s3_prefix(url: str) -> bool:
+    """True for ``s3://bucket``, ``s3://bucket/prefix/`` and ``s3://bucket/prefix`` (a name
+    without a raster suffix): listed as a folder. ``s3://bucket/a.tif`` is one object."""
+    if not url.startswith("s3://"):
+        return False
+    key = url[len("s3://") :].partition("/")[2]
+    return not key or key.endswith("/") or not key.lower().endswith(RASTER_SUFFIXES)
+
+
+def s3_root(url: str) -> str:
+    """The prefix a listing's outputs mirror below: ``url`` ending in ``/``."""
+    return url if url.endswith("/") else url + "/"
+
+
+def list_s3_rasters(url: str, *, pattern: str | None = None) -> list[str]:
+    """Objects under an S3 prefix whose names match ``pattern`` (default: raster suffixes).
+
+    Recursive, as S3 prefixes are. Raises `BatchUsageError` when nothing matches or the
+    bucket cannot be listed (one line naming the URL; credentials never shown).
+    """
+    from pipeline.errors import RasterInputError
+    from pipeline.io.cloud import list_objects
+
+    root = s3_root(url)
+    try:
+        objects = list(list_objects(root))
+    except RasterInputError as err:
+        raise BatchUsageError(str(err)) from err
+    found = []
+    for obj in objects:
+        name = posixpath.basename(obj)
+        wanted = (
+            fnmatch.fnmatch(name, pattern) if pattern else name.lower().endswith(RASTER_SUFFIXES)
+        )
+        if wanted and not name.startswith(".") and not _skipped(name):
+            found.append(obj)
+    if not found:
+        matching = f" matching {pattern!r}" if pattern else ""
+        raise BatchUsageError(f"no input rasters found under {root}{matching}")
+    return found
 
 
 def _is_glob(text: str) -> bool:
@@ -168,6 +232,8 @@ def _expand(
     is not a raster is a list file and a missing path is an error; otherwise plain paths are
     taken as they are and fail alone at run time if they are bad.
     """
+    if is_s3_prefix(text):
+        return list_s3_rasters(text, pattern=pattern), s3_root(text)
     if is_url(text):
         return [text], None
     if os.path.isdir(text):
@@ -197,21 +263,23 @@ def _expand(
     return [path], os.path.dirname(path)
 
 
-def discover_inputs(
+def discover(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     *,
     recursive: bool = False,
     pattern: str | None = None,
     from_list: str | os.PathLike[str] | None = None,
-) -> tuple[list[str], str]:
-    """Input files and URLs, and the root folder that output sub-folders mirror.
+) -> Inputs:
+    """Input files and URLs, and the root folder (and URL prefixes) output sub-folders mirror.
 
     Parameters
     ----------
     inputs : str, os.PathLike or sequence of them, optional
         A folder (files matching ``pattern``, default raster suffixes; with ``recursive`` also
-        in sub-folders), a glob (``**`` descends into sub-folders), a text file listing inputs
-        (as ``from_list``), a path, a URL, or a sequence of folders, globs, paths and URLs.
+        in sub-folders), an ``s3://bucket/prefix/`` (objects matching ``pattern`` at any
+        depth; needs boto3, ``raster-pipeline[s3]``), a glob (``**`` descends into
+        sub-folders), a text file listing inputs (as ``from_list``), a path, a URL, or a
+        sequence of folders, globs, paths and URLs.
         In a sequence a path is not checked (a missing or bad one fails alone at run time).
     recursive : bool, default False
         Descend into sub-folders of folders.
@@ -223,16 +291,14 @@ def discover_inputs(
 
     Returns
     -------
-    files : list of str
-        Local paths made absolute, URLs as written; in the order given, without repeats.
-    root : str
-        The folder all local inputs' folders share (the working folder if there are none).
+    Inputs
 
     Raises
     ------
     BatchUsageError
-        No inputs given, a folder with no rasters, a glob matching nothing, a missing single
-        path, a missing, unreadable or empty list file.
+        No inputs given, a folder or S3 prefix with no rasters, an S3 bucket that cannot be
+        listed, a glob matching nothing, a missing single path, a missing, unreadable or empty
+        list file.
     """
     if inputs is None and from_list is None:
         raise BatchUsageError("no inputs: give folders, globs or paths, or a list file")
@@ -249,8 +315,32 @@ def discover_inputs(
     files = list(dict.fromkeys(f for group, _ in found for f in group))
     if not files:
         raise BatchUsageError("no input rasters found in the given paths")
-    roots = [r for _, r in found if r is not None]
-    return files, (os.path.commonpath(roots) if roots else os.getcwd())
+    roots = [r for _, r in found if r is not None and not is_url(r)]
+    url_roots = tuple(dict.fromkeys(r for _, r in found if r is not None and is_url(r)))
+    return Inputs(files, os.path.commonpath(roots) if roots else os.getcwd(), url_roots)
+
+
+def discover_inputs(
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    *,
+    recursive: bool = False,
+    pattern: str | None = None,
+    from_list: str | os.PathLike[str] | None = None,
+) -> tuple[list[str], str]:
+    """`discover`'s files and root folder (for callers that need no URL prefixes)."""
+    found = discover(inputs, recursive=recursive, pattern=pattern, from_list=from_list)
+    return found.files, found.root
+
+
+def _url_rel_dir(url: str, url_roots: Sequence[str]) -> str:
+    """The folder below ``outdir`` for an object listed under one of ``url_roots``."""
+    root = max((r for r in url_roots if url.startswith(r)), key=len, default=None)
+    if root is None:
+        return ""
+    parts = [p for p in posixpath.dirname(url[len(root) :]).split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise BatchUsageError(f"{url}: a key with '..' cannot name an output folder")
+    return os.path.join(*parts) if parts else ""
 
 
 def plan_outputs(
@@ -260,10 +350,13 @@ def plan_outputs(
     crs: Any,
     *,
     name_template: str | None = None,
+    url_roots: Sequence[str] = (),
 ) -> list[TileJob]:
     """Output path for each input, mirroring sub-folders of ``root`` under ``outdir``.
 
-    A URL's output is named after its last path component, directly in ``outdir``.
+    A URL below one of ``url_roots`` (listed S3 prefixes) mirrors its key's path below that
+    prefix; any other URL's output is named after its last path component, directly in
+    ``outdir``.
 
     ``name_template`` may use ``{stem}``, ``{name}``, ``{crs}`` and ``{suffix}`` (default
     ``{stem}_{crs}.tif``). Two inputs mapping to one output, or an output that is an input,
@@ -277,7 +370,7 @@ def plan_outputs(
     inputs = set(files)
     for f in files:
         if is_url(f):  # no folder to mirror: named after the URL's last path component
-            rel_dir, name = "", url_name(f)
+            rel_dir, name = _url_rel_dir(f, url_roots), url_name(f)
             if not name:
                 raise BatchUsageError(f"{f}: the URL has no file name to name its output after")
         else:

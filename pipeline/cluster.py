@@ -19,6 +19,7 @@ import dask.system
 
 from pipeline import config
 from pipeline.errors import ClusterError
+from pipeline.io.cloud import forwarded_credentials
 from pipeline.io.gdal_env import describe, worker_env
 from pipeline.malloc import trim_freed_memory
 
@@ -260,6 +261,7 @@ def connect(
     insecure: bool = False,
     timeout: float | None = None,
     gdal_env: dict[str, str] | None = None,
+    forward_credentials: bool | None = None,
     quiet: bool = False,
 ) -> Client:
     """Return a distributed Client: a new LocalCluster, a running scheduler, or a configured one.
@@ -283,6 +285,12 @@ def connect(
         Seconds to wait for a remote scheduler (default: ``distributed.comm.timeouts.connect``).
     gdal_env : dict, optional
         Extra GDAL/PROJ environment for the workers, on top of ``pipeline.gdal-env``.
+    forward_credentials : bool, optional
+        Give the workers this process's AWS credentials and S3 settings (``AWS_*`` variables,
+        a profile resolved to its keys; see `pipeline.io.cloud.forwarded_credentials`) with
+        the GDAL settings. Default ``pipeline.forward-credentials`` (false): workers of a
+        remote cluster then use their own. Workers of a LocalCluster inherit this process's
+        environment either way. Values are never printed: only their names.
     quiet : bool, default False
         Do not print the sizing, GDAL settings and dashboard link.
 
@@ -295,6 +303,9 @@ def connect(
     from pipeline.worker_plugins import GDALEnvPlugin
 
     env = worker_env(gdal_env)
+    if forward_credentials is None:
+        forward_credentials = bool(config.get("forward-credentials"))
+    forwarded = forwarded_credentials() if forward_credentials else {}
     local_opts: dict[str, Any] = {}
     if target is not None and "://" not in str(target):  # a cluster-config file
         path = os.fspath(target)
@@ -339,8 +350,11 @@ def connect(
         )
     else:
         client = _connect_remote(str(target), insecure=insecure, timeout=timeout)
-    client.register_plugin(GDALEnvPlugin(env))
+    client.register_plugin(GDALEnvPlugin({**env, **forwarded}))
     _say(quiet, f"GDAL settings on workers: {describe(env)}")
+    if forward_credentials:
+        names = ", ".join(sorted(forwarded)) or "none set here"
+        _say(quiet, f"AWS settings forwarded to workers (values not shown): {names}")
     _say(quiet, f"Dask dashboard: {dashboard_link(client)}")
     return client
 

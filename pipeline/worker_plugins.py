@@ -28,10 +28,26 @@ class GDALEnvPlugin(WorkerPlugin):
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = dict(env)
+        self._before: dict[str, str | None] = {}
+
+    def __repr__(self) -> str:  # never the values: they may hold forwarded credentials
+        return f"GDALEnvPlugin({sorted(self.env)})"
 
     def setup(self, worker: Any) -> None:
         """Export the settings in the worker process."""
+        self._before = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
+
+    def teardown(self, worker: Any) -> None:
+        """Restore what the settings replaced: a client that registers this plugin again
+        without ``--forward-credentials`` leaves no forwarded credentials behind."""
+        for name, value in self._before.items():
+            if os.environ.get(name) != self.env.get(name):
+                continue  # changed since: not ours to restore
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class IgnoreCtrlC(WorkerPlugin):

@@ -102,3 +102,10 @@ def test_connect_never_prints_a_secret_value() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "AWS_SECRET_ACCESS_KEY=***" in proc.stderr
     assert "hunter2-value" not in proc.stderr + proc.stdout
+
+
+def test_a_dask_environment_variable_overrides_a_gdal_setting() -> None:
+    # DASK_PIPELINE__GDAL_ENV__GDAL_HTTP_TIMEOUT=5 reaches dask config lower-cased
+    with dask.config.set({"pipeline.gdal-env.gdal_http_timeout": "5"}):
+        env = worker_env()
+    assert env["GDAL_HTTP_TIMEOUT"] == "5" and "gdal_http_timeout" not in env

@@ -1,9 +1,9 @@
 """Remote inputs read with HTTP range requests, against a real server on 127.0.0.1.
 
-The server (`RangeServer`) honours single and multi-range ``Range`` requests, counts the
-requests and bytes it serves, and answers 404/403 for chosen paths. Each test has its own
-server whose URLs carry a fresh token, so GDAL's process-wide /vsicurl/ cache never serves one
-test what another test read.
+The server (`tests.servers.RangeServer`) honours single and multi-range ``Range`` requests,
+counts the requests and bytes it serves, and answers 404/403 for chosen paths. Each test has
+its own server whose URLs carry a fresh token, so GDAL's process-wide /vsicurl/ cache never
+serves one test what another test read.
 """
 
 from __future__ import annotations
@@ -11,14 +11,10 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import re
 import shutil
-import socket
-import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -32,120 +28,7 @@ from pipeline.errors import RasterInputError
 from pipeline.io.files import gdal_path, is_remote
 from pipeline.io.gdal_env import worker_env
 from pipeline.verify import verify_raster
-
-_RANGE = re.compile(r"(\d*)-(\d*)")
-_BOUNDARY = "pipeline-test-boundary"
-
-
-class RangeServer(ThreadingHTTPServer):
-    """Serves the files of ``root`` under ``/<token>/``, with byte ranges.
-
-    Attributes
-    ----------
-    errors : dict
-        Status code to answer for a file name (``{"forbidden.tif": 403}``).
-    requests : list of (method, name, Range header or None)
-    bytes_served : int
-        Body bytes sent (headers not counted).
-    """
-
-    daemon_threads = True
-
-    def __init__(self, root: pathlib.Path) -> None:
-        self.root = root
-        self.token = uuid.uuid4().hex[:12]
-        self.errors: dict[str, int] = {}
-        self.requests: list[tuple[str, str, str | None]] = []
-        self.bytes_served = 0
-        self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _RangeHandler)
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/{self.token}/{name}"
-
-    def reset_counts(self) -> None:
-        with self.lock:
-            self.requests.clear()
-            self.bytes_served = 0
-
-
-def _ranges(header: str | None, size: int) -> list[tuple[int, int]]:
-    """Inclusive ``(start, end)`` ranges of a ``bytes=`` header, clipped to ``size``."""
-    if not header or not header.startswith("bytes="):
-        return []
-    out = []
-    for part in header[len("bytes=") :].split(","):
-        m = _RANGE.fullmatch(part.strip())
-        if m is None or m.groups() == ("", ""):
-            continue
-        a, b = m.groups()
-        start, end = (size - int(b), size - 1) if a == "" else (int(a), int(b or size - 1))
-        start, end = max(0, start), min(size - 1, end)
-        if start <= end:
-            out.append((start, end))
-    return out
-
-
-class _RangeHandler(BaseHTTPRequestHandler):
-    server: RangeServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def _empty(self, status: int) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def _answer(self, *, body_wanted: bool) -> None:
-        srv = self.server
-        prefix = f"/{srv.token}/"
-        path = self.path.split("?", 1)[0]
-        name = path[len(prefix) :] if path.startswith(prefix) else ""
-        header = self.headers.get("Range")
-        with srv.lock:
-            srv.requests.append((self.command, name, header))
-        if name in srv.errors:
-            return self._empty(srv.errors[name])
-        file = srv.root / name
-        if not name or "/" in name or not file.is_file():
-            return self._empty(404)
-        data = file.read_bytes()
-        size = len(data)
-        ranges = _ranges(header, size)
-        if not ranges:
-            status, body, ctype = 200, data, "application/octet-stream"
-        elif len(ranges) == 1:
-            (start, end), ctype = ranges[0], "application/octet-stream"
-            status, body = 206, data[start : end + 1]
-        else:
-            parts = [
-                f"--{_BOUNDARY}\r\nContent-Type: application/octet-stream\r\n"
-                f"Content-Range: bytes {a}-{b}/{size}\r\n\r\n".encode()
-                + data[a : b + 1]
-                + b"\r\n"
-                for a, b in ranges
-            ]
-            status, ctype = 206, f"multipart/byteranges; boundary={_BOUNDARY}"
-            body = b"".join(parts) + f"--{_BOUNDARY}--\r\n".encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Accept-Ranges", "bytes")
-        if len(ranges) == 1:
-            self.send_header("Content-Range", f"bytes {ranges[0][0]}-{ranges[0][1]}/{size}")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if body_wanted:
-            self.wfile.write(body)
-            with srv.lock:
-                srv.bytes_served += len(body)
-
-    def do_GET(self) -> None:
-        self._answer(body_wanted=True)
-
-    def do_HEAD(self) -> None:
-        self._answer(body_wanted=False)
+from tests.servers import RangeServer, closed_port, serving
 
 
 @pytest.fixture(scope="module")
@@ -170,22 +53,9 @@ def gdal_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def server(cogs: pathlib.Path) -> Iterator[RangeServer]:
-    srv = RangeServer(cogs)
-    srv.errors["forbidden.tif"] = 403
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with serving(cogs) as srv:
+        srv.errors["forbidden.tif"] = 403
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=10)
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_server_answers_single_and_multi_range_requests(server: RangeServer) -> None:
@@ -288,7 +158,7 @@ def test_bad_urls_raise_one_line_naming_url_and_cause(
 
 
 def test_connection_refused_is_one_line_naming_the_url() -> None:
-    url = f"http://127.0.0.1:{_closed_port()}/{uuid.uuid4().hex}/a.tif"
+    url = f"http://127.0.0.1:{closed_port()}/{uuid.uuid4().hex}/a.tif"
     with pytest.raises(RasterInputError) as info:
         pipeline.open_raster(url)
     message = str(info.value)

@@ -23,7 +23,7 @@ _CLUSTER_OPTIONS = ("scheduler", "cluster_file", "workers", "threads", "processe
 
 def cluster_options(f: F) -> F:
     """--scheduler / --cluster / --workers / --threads / --processes / --dashboard-address /
-    --insecure.
+    --insecure / --forward-credentials.
 
     Without any of them a small job (input and output up to `IN_PROCESS_MAX_BYTES`) runs in
     this process without a cluster; a larger one starts a LocalCluster.
@@ -57,6 +57,14 @@ def cluster_options(f: F) -> F:
         click.option(
             "--insecure", is_flag=True, help="Allow plain tcp:// to a non-loopback scheduler."
         ),
+        click.option(
+            "--forward-credentials/--no-forward-credentials",
+            default=None,
+            help="Pass this machine's AWS credentials and S3 settings (AWS_* variables, or the "
+            "AWS_PROFILE's keys) to the cluster's workers for s3:// inputs [default: "
+            "pipeline.forward-credentials, false: remote workers use their own]. Values are "
+            "never printed.",
+        ),
     ]
     for d in reversed(decorators):
         f = d(f)
@@ -76,6 +84,7 @@ def connect_from_options(opts: dict[str, Any]) -> Any:
         processes=True if opts.get("processes") else None,
         dashboard_address=opts.get("dashboard_address"),
         insecure=bool(opts.get("insecure")),
+        forward_credentials=opts.get("forward_credentials"),
     )
 
 

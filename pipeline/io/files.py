@@ -20,14 +20,18 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from pipeline.errors import RasterInputError
+from pipeline.io.blockcache import read_blocks
+from pipeline.io.cloud import apply_endpoint_settings
 from pipeline.io.gdal_env import current_settings
+from pipeline.io.vsi import retry_interrupted, retry_settings, short_read
 
 _local = threading.local()
 _HANDLES_PER_THREAD = 8
 
 
-# URL schemes and the GDAL virtual file system that reads them. Only http(s) is tested here
-# (against a local server); s3/gs/az are mapped the same way and need GDAL's credentials.
+# URL schemes and the GDAL virtual file system that reads them. http(s) and s3 are tested
+# (against local servers: tests/test_remote_http.py, tests/test_remote_s3.py); gs and az are
+# mapped the same way, as GDAL names them, and read with GDAL's own credentials, untested.
 _URL_PREFIXES = (
     ("http://", "/vsicurl/http://"),
     ("https://", "/vsicurl/https://"),
@@ -57,22 +61,64 @@ def gdal_path(path: str | os.PathLike[str]) -> str:
     return p
 
 
+def display_path(path: str) -> str:
+    """The URL a user gave for a GDAL path (``/vsis3/b/k`` -> ``s3://b/k``), for messages."""
+    for prefix, vsi in _URL_PREFIXES:
+        if path.startswith(vsi):
+            return prefix + path[len(vsi) :]
+    return path
+
+
 def remote_cause(err: BaseException) -> str:
-    """What went wrong reading a remote file, in words, from GDAL's /vsicurl/ error message."""
-    msg = " ".join(str(err).split())
+    """What went wrong reading a remote file, in words, from GDAL's /vsicurl/ or /vsis3/ error.
+
+    Never repeats credentials: GDAL's messages name variables, not their values. rasterio's
+    "Read failed. See previous exception" is read with the GDAL error chained to it.
+    """
+    texts, seen = [], set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if str(cause) not in texts:
+            texts.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    msg = " ".join(" ".join(reversed(texts)).split())
     low = msg.lower()
+    if "specified bucket does not exist" in low or "nosuchbucket" in low:
+        return "not found (no such bucket)"
+    if "specified key does not exist" in low or "nosuchkey" in low:
+        return "not found (no such key)"
     if "response code: 404" in low:
         return "not found (HTTP 404)"
+    if (
+        "signature we calculated does not match" in low
+        or "access key id you provided does not exist" in low
+        or "access denied" in low
+        or "accessdenied" in low
+        or "invalidaccesskeyid" in low
+    ):
+        return "access denied: check credentials"
+    if "response code: 403" in low or "response code: 401" in low:
+        code = "401" if "401" in low else "403"
+        return f"access denied (HTTP {code}): check credentials"
+    if "configuration options not defined" in low and "aws_" in low:
+        return (
+            "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+            "or AWS_NO_SIGN_REQUEST=YES for a public bucket"
+        )
     if "does not exist in the file system" in low:
         # GDAL fetches nothing whose name lacks an extension of CPL_VSIL_CURL_ALLOWED_EXTENSIONS
         name = "CPL_VSIL_CURL_ALLOWED_EXTENSIONS"
         allowed = current_settings([name])[name]
-        if allowed:
+        quoted = re.search(r"'([^']*)'", msg)
+        path = (quoted.group(1) if quoted else "").lower()
+        suffixes = tuple(s.strip().lower() for s in (allowed or "").split(",") if s.strip())
+        if allowed and not path.endswith(suffixes):
             return f"not found, or not a name GDAL fetches ({name}={allowed})"
         return "not found"
-    if "response code: 403" in low or "response code: 401" in low:
-        code = "401" if "401" in low else "403"
-        return f"access denied (HTTP {code}): check credentials"
+    got = short_read(err)
+    if got is not None:
+        return f"connection lost during the read (got {got[0]} of {got[1]} bytes)"
     if "could not connect" in low or "failed to connect" in low or "connection refused" in low:
         return f"connection refused: is the server up? ({msg})"
     if "timed out" in low or "timeout" in low:
@@ -108,6 +154,7 @@ def check_input_file(path: str | os.PathLike[str]) -> str:
     p = os.fspath(path)
     if is_remote(p):
         gp = gdal_path(p)
+        apply_endpoint_settings()
         try:
             with rasterio.open(gp):
                 pass
@@ -192,6 +239,8 @@ def _dataset(
     key = (*identity, overview_level)
     ds = cache.get(key)
     if ds is None or ds.closed:
+        if is_remote(path):
+            apply_endpoint_settings()  # on a worker too, from its own AWS_ENDPOINT_URL
         if overview_level is None:
             ds = cache[key] = rasterio.open(path)
         else:
@@ -200,6 +249,22 @@ def _dataset(
     while len(cache) > _HANDLES_PER_THREAD:
         cache.popitem(last=False)[1].close()
     return ds
+
+
+def _forget(identity: tuple[Any, ...], overview_level: int | None) -> None:
+    """Close this thread's handle of a file (the next read opens it again)."""
+    cache = getattr(_local, "datasets", None)
+    ds = cache.pop((*identity, overview_level), None) if cache is not None else None
+    if ds is not None:
+        ds.close()
+
+
+def retried(err: BaseException) -> str:
+    """``", after 3 retries (GDAL_HTTP_MAX_RETRY)"`` for a read cut short; else empty."""
+    retries = retry_settings()[0]
+    if short_read(err) is None or not retries:
+        return ""
+    return f", after {retries} retries (GDAL_HTTP_MAX_RETRY)"
 
 
 def read_window(
@@ -214,14 +279,26 @@ def read_window(
     """Read ``indexes`` over rows ``rows`` and columns ``cols``; errors name file and window."""
     (r0, r1), (c0, c1) = rows, cols
     window = Window(c0, r0, c1 - c0, r1 - r0)
-    try:
+    remote = is_remote(path)
+
+    def read(attempt: int) -> np.ndarray:
+        if attempt:  # a retry after a read cut short: a new handle, GDAL's cache cleared
+            _forget(identity, overview_level)
         ds = _dataset(path, identity, overview_level)
-        out: np.ndarray = ds.read(indexes, window=window, out_dtype=dtype)
+        if not remote:
+            data: np.ndarray = ds.read(indexes, window=window, out_dtype=dtype)
+            return data
+        # through the per-process block cache: no block fetched by two threads
+        return read_blocks(ds, (*identity, overview_level), indexes, dtype, rows, cols)
+
+    try:
+        out = retry_interrupted(path, read) if remote else read(0)
     except RasterioError as err:
         where = "" if overview_level is None else f" of overview {overview_level}"
-        if is_remote(path):
+        if remote:
             raise RasterInputError(
-                f"{path}: cannot read rows {r0}:{r1}, columns {c0}:{c1}{where}: {remote_cause(err)}"
+                f"{display_path(path)}: cannot read rows {r0}:{r1}, columns {c0}:{c1}{where}: "
+                f"{remote_cause(err)}{retried(err)}"
             ) from err
         raise RasterInputError(
             f"{path}: corrupt or unreadable data in rows {r0}:{r1}, columns {c0}:{c1}"
@@ -267,6 +344,7 @@ def read_source_window(
 __all__ = [
     "FileSource",
     "check_input_file",
+    "display_path",
     "file_identity",
     "gdal_path",
     "is_remote",
@@ -274,4 +352,5 @@ __all__ = [
     "read_source_window",
     "read_window",
     "remote_cause",
+    "retried",
 ]

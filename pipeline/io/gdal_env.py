@@ -17,9 +17,13 @@ _SECRET = re.compile(r"SECRET|TOKEN|PASSW|CREDENTIAL|PRIVATE|SESSION|AUTH|(^|_)K
 
 
 def worker_env(overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """The environment every worker gets: ``pipeline.gdal-env`` plus ``overrides``."""
-    env = {str(k): str(v) for k, v in (config.get("gdal-env") or {}).items()}
-    env.update({str(k): str(v) for k, v in (overrides or {}).items()})
+    """The environment every worker gets: ``pipeline.gdal-env`` plus ``overrides``.
+
+    Names are upper-cased: dask reads ``DASK_PIPELINE__GDAL_ENV__GDAL_HTTP_TIMEOUT=5`` as the
+    key ``gdal_http_timeout``, which then replaces ``GDAL_HTTP_TIMEOUT``.
+    """
+    env = {str(k).upper(): str(v) for k, v in (config.get("gdal-env") or {}).items()}
+    env.update({str(k).upper(): str(v) for k, v in (overrides or {}).items()})
     return env
 
 

@@ -19,8 +19,18 @@ from rasterio.errors import RasterioError
 from pipeline.errors import CRSInputError, RasterInputError
 from pipeline.io.colorinterp import read_colorinterp
 from pipeline.io.colormap import read_colormap
-from pipeline.io.files import FileSource, check_input_file, overview_shapes, read_source_window
+from pipeline.io.files import (
+    FileSource,
+    check_input_file,
+    display_path,
+    is_remote,
+    overview_shapes,
+    read_source_window,
+    remote_cause,
+    retried,
+)
 from pipeline.io.metadata import RasterMetadata
+from pipeline.io.vsi import retry_interrupted
 from pipeline.warp.engine import warp_window
 from pipeline.warp.grid import GridSpec, Window
 from pipeline.warp.overviews import overview_level_for, overview_warp_spec
@@ -72,14 +82,28 @@ class WarpedTile:
     metadata: RasterMetadata = field(default_factory=RasterMetadata)
 
 
-def _read_all(ds: Any, path: str) -> np.ndarray:
+def _read_all(ds: Any, path: str, overview_level: int | None = None) -> np.ndarray:
+    """All of ``ds``; a remote read cut short is retried (`pipeline.io.vsi`)."""
+
+    def read(attempt: int) -> np.ndarray:
+        if not attempt:
+            data: np.ndarray = ds.read()
+            return data
+        kwargs = {} if overview_level is None else {"overview_level": overview_level}
+        with rasterio.open(path, **kwargs) as again:
+            data = again.read()
+        return data
+
     try:
-        data: np.ndarray = ds.read()
+        return retry_interrupted(path, read) if is_remote(path) else read(0)
     except RasterioError as err:
+        if is_remote(path):
+            raise RasterInputError(
+                f"{display_path(path)}: {remote_cause(err)}{retried(err)}"
+            ) from err
         raise RasterInputError(
             f"{path}: corrupt or unreadable data ({' '.join(str(err).split())})"
         ) from err
-    return data
 
 
 def warp_tile(
@@ -122,8 +146,10 @@ def warp_tile(
         if level is not None:
             spec = overview_warp_spec(spec, *shapes[level])
             with rasterio.open(src_path, overview_level=level) as ovr:
-                data = _read_all(ovr, src_path)
+                data = _read_all(ovr, src_path, level)
     except RasterioError as err:
+        if is_remote(src_path):
+            raise RasterInputError(f"{display_path(src_path)}: {remote_cause(err)}") from err
         raise RasterInputError(f"{src_path}: not a readable raster ({err})") from err
     whole_src = Window(0, spec.src.height, 0, spec.src.width)
     whole_dst = Window(0, spec.dst.height, 0, spec.dst.width)
