@@ -182,7 +182,7 @@ def good_tiles(folder: pathlib.Path, n: int = 4, size: int = 128) -> list[pathli
 @pytest.fixture
 def runner() -> Iterator[CliRunner]:
     """CliRunner; the CLI's logger levels, environment variable and warning format restored."""
-    names = ("distributed", "rasterio")
+    names = ("distributed", "distributed.client", "rasterio")
     levels = {n: logging.getLogger(n).level for n in names}
     env = os.environ.get("DASK_LOGGING__DISTRIBUTED")
     fmt = warnings.formatwarning
