@@ -182,14 +182,27 @@ class NetCluster:
                 raise RuntimeError(f"the scheduler exited; log: {self.logs / 'scheduler.log'}")
             time.sleep(0.1)
 
-    def heal(self, *, timeout: float = 60) -> None:
-        """Links up, dead worker processes restarted, and every worker registered again."""
+    def heal(self, *, timeout: float = 90) -> None:
+        """Every link up, and every worker host running a worker the scheduler lists.
+
+        A worker that lost the scheduler closes itself and its nanny, possibly seconds after
+        its link came back: dead workers are restarted until all are up and registered twice
+        in a row, a second apart.
+        """
         for host in self.hosts.hosts:
             self.hosts.set_link(host, True)
-        for w in self.workers:
-            if self.procs[w].poll() is not None:
-                self.start_worker(w)
-        self.wait_for_workers(len(self.workers), timeout=timeout)
+        deadline = time.monotonic() + timeout
+        stable = 0
+        while stable < 2:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"workers not back within {timeout} s; logs in {self.logs}")
+            for w in self.workers:
+                if self.procs[w].poll() is not None:
+                    self.start_worker(w)
+            listed = self.scheduler_state().get("workers", {})
+            up = all(w in listed and self.procs[w].poll() is None for w in self.workers)
+            stable = stable + 1 if up else 0
+            time.sleep(1)
 
     def python(
         self, argv: list[str], *, timeout: float, **env: str
