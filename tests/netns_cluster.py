@@ -227,9 +227,12 @@ class NetCluster:
         )  # fmt: skip
 
     def close(self) -> None:
-        """Stop every process, delete the namespaces (idempotent)."""
+        """Stop every process, delete the namespaces (idempotent).
+
+        A short grace: `Hosts.close` kills whatever still runs in the namespaces anyway.
+        """
         try:
-            stop_processes(list(self.procs.values()), seconds=10)
+            stop_processes(list(self.procs.values()), seconds=3)
         finally:
             self.hosts.close()
             for log in self._logs:
