@@ -110,10 +110,10 @@ def test_ssh_yaml_starts_a_real_cluster_and_the_dashboard_tunnel_works(ssh_hosts
     work = folder / "demo"
     demo = hosts.popen(
         "client",
-        [sys.executable, "-m", "pipeline", "-v", "demo", "--size", "256", "--workdir", str(work),
+        [sys.executable, "-m", "pipeline", "demo", "--size", "256", "--workdir", str(work),
          "--cluster", str(_cluster_file(ssh_hosts)), "--keep-alive"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=_ROOT,
-        start_new_session=True,
+        start_new_session=True, env={**os.environ, "DASK_LOGGING__DISTRIBUTED": "critical"},
     )  # fmt: skip
     tunnel = None
     lines: list[str] = []
