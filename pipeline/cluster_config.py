@@ -20,6 +20,8 @@ from distributed import Client
 from pipeline import config
 from pipeline.errors import ClusterError, ConfigError
 
+#: Logging the remote processes of an SSHCluster need, whatever this process uses.
+_SSH_LOGGING = {"logging.distributed": "info"}
 _SECTIONS = {"pipeline", "distributed", "jobqueue", "kubernetes", "array", "temporary-directory"}
 _EXTRAS = {
     "ssh": ("asyncssh", "ssh"),
@@ -167,7 +169,10 @@ def start_configured_cluster(
                 f"{path}: pipeline.cluster.ssh.hosts needs a scheduler and a worker host"
             )
         worker_options = {**ssh.get("worker-options", {}), "env": dict(env)}
-        with dask.config.set(flatten(overlay)):
+        # SSHCluster hands this process's dask config to the remote processes and learns the
+        # scheduler's address from its "Scheduler at:" log line: with distributed's logging
+        # quietened (the CLI does that) it would wait for that line for ever.
+        with dask.config.set({**flatten(overlay), **_SSH_LOGGING}):
             cluster = SSHCluster(
                 hosts,
                 connect_options=ssh.get("connect-options", {}),

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import pathlib
+import subprocess
 import warnings
 from collections.abc import Iterator
 
@@ -26,6 +27,7 @@ from pipeline.warp import grid as warpgrid
 from pipeline.warp.engine import warp_array
 from pipeline.warp.grid import GridSpec
 from pipeline.warp.reproject import reproject, warp_spec
+from tests import netns
 
 #: Every resampling method GDAL's warper offers, by its rasterio name.
 ALL_METHODS = [
@@ -180,7 +182,7 @@ def good_tiles(folder: pathlib.Path, n: int = 4, size: int = 128) -> list[pathli
 @pytest.fixture
 def runner() -> Iterator[CliRunner]:
     """CliRunner; the CLI's logger levels, environment variable and warning format restored."""
-    names = ("distributed", "rasterio")
+    names = ("distributed", "distributed.client", "rasterio")
     levels = {n: logging.getLogger(n).level for n in names}
     env = os.environ.get("DASK_LOGGING__DISTRIBUTED")
     fmt = warnings.formatwarning
@@ -192,3 +194,31 @@ def runner() -> Iterator[CliRunner]:
         os.environ.pop("DASK_LOGGING__DISTRIBUTED", None)
     else:
         os.environ["DASK_LOGGING__DISTRIBUTED"] = env
+
+
+@pytest.fixture(scope="module")
+def net_cluster(tmp_path_factory) -> Iterator[object]:
+    """A TLS cluster on separate network namespaces (`tests.netns_cluster.NetCluster`).
+
+    Scheduler, two single-thread workers and a client host on a private bridge; the tmp folder
+    is their shared filesystem. Skipped where namespaces are not allowed (not root, no ``ip``).
+    """
+    reason = netns.unavailable_reason()
+    if reason:
+        pytest.skip(f"network-namespace cluster unavailable: {reason}")
+    from tests.netns_cluster import NetCluster
+
+    with NetCluster(tmp_path_factory.mktemp("netns")) as cluster:
+        yield cluster
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a network namespace this run created is still there (then delete it)."""
+    if netns.unavailable_reason() is not None:
+        return
+    left = netns.namespaces(f"{netns.NAME_PREFIX}{os.getpid()}-")
+    for name in left:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=15)
+    if left:
+        print(f"\nnetwork namespaces left behind (deleted now): {left}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -26,7 +26,7 @@ from pipeline.testing import write_synthetic_raster
 
 _CLUSTER = ["--dashboard-address", "127.0.0.1:0", "--no-progress"]
 _ENV_SET_BY_CLI = "DASK_LOGGING__DISTRIBUTED"
-_LOGGERS_SET_BY_CLI = ("distributed", "rasterio")
+_LOGGERS_SET_BY_CLI = ("distributed", "distributed.client", "rasterio")
 
 
 def run_cli(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -77,7 +78,7 @@ def connect_from_options(opts: dict[str, Any]) -> Any:
 
     if opts.get("scheduler") and opts.get("cluster_file"):
         raise click.UsageError("give either --scheduler or --cluster, not both")
-    return connect(
+    client = connect(
         opts.get("scheduler") or opts.get("cluster_file"),
         n_workers=opts.get("workers"),
         threads_per_worker=opts.get("threads"),
@@ -86,6 +87,12 @@ def connect_from_options(opts: dict[str, Any]) -> Any:
         insecure=bool(opts.get("insecure")),
         forward_credentials=opts.get("forward_credentials"),
     )
+    if logging.getLogger("distributed").level >= logging.CRITICAL:  # the CLI's quiet default
+        # distributed gives its client logger a level of its own when it is imported (after
+        # `pipeline.cli` quietened "distributed"): a lost scheduler would log a traceback
+        # besides the one error line the CLI prints.
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+    return client
 
 
 def cluster_requested(opts: dict[str, Any]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
+from concurrent.futures import CancelledError
 from threading import Lock
 from typing import Any, Union
 
@@ -15,6 +16,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from pipeline import chunking, config
+from pipeline.errors import ClusterError
 from pipeline.io.colorinterp import COLORINTERP_KEY
 from pipeline.io.colormap import COLORMAP_KEY
 from pipeline.io.locks import write_lock
@@ -84,7 +86,15 @@ def _compute(delayed: Any, *, progress: bool, scheduler: Scheduler, client: Any)
             from distributed import progress as show_progress
 
             show_progress(future)
-        future.result()
+        try:
+            future.result()
+        except CancelledError as err:  # distributed cancels every future when it loses
+            if "scheduler-connection-lost" not in str(err):  # the scheduler's connection
+                raise
+            raise ClusterError(
+                f"lost the connection to the scheduler at {client.scheduler.address!r} during "
+                "the run; nothing was published: rerun once the scheduler is reachable"
+            ) from err
         return
     if progress:
         from dask.diagnostics import ProgressBar
