@@ -272,7 +272,7 @@ def _lost_seconds(ticks: list[tuple[float, int]], at: float, span: float = 20.0)
 
 
 def _summary_line(text: str) -> str:
-    lines = [ln for ln in text.splitlines() if " tiles: " in ln or " files: " in ln]
+    lines = [ln for ln in text.splitlines() if " tiles: " in ln or " file(s): " in ln]
     return lines[-1] if lines else text.strip()[-300:]
 
 
