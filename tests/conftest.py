@@ -197,6 +197,18 @@ def runner() -> Iterator[CliRunner]:
 
 
 @pytest.fixture(scope="module")
+def moto() -> Iterator[object]:
+    """moto's S3 server on 127.0.0.1 (`tests.servers.MotoS3`), for one test module."""
+    from tests.servers import MotoS3
+
+    server = MotoS3().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
 def net_cluster(tmp_path_factory) -> Iterator[object]:
     """A TLS cluster on separate network namespaces (`tests.netns_cluster.NetCluster`).
 

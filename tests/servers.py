@@ -336,3 +336,25 @@ def offline_aws_env(home: pathlib.Path) -> dict[str, str]:
         "AWS_EC2_METADATA_DISABLED": "true",
         "CPL_AWS_EC2_API_ROOT_URL": f"http://127.0.0.1:{closed_port()}",
     }
+
+
+def assert_open_equals_local(remote_path: str, local: pathlib.Path, source: str) -> None:
+    """`pipeline.open_raster` of ``remote_path`` equals that of the ``local`` copy: the same
+    block-aligned chunks, CRS, transform, dtype and values, read from GDAL path ``source``."""
+    import numpy as np
+    import rasterio
+
+    import pipeline
+
+    remote = pipeline.open_raster(remote_path)
+    same = pipeline.open_raster(local)
+    assert remote.encoding["source"] == source
+    assert remote.chunks == same.chunks
+    with rasterio.open(local) as ds:
+        by, bx = ds.block_shapes[0]
+    assert all(c % by == 0 for c in remote.chunks[1][:-1])
+    assert all(c % bx == 0 for c in remote.chunks[2][:-1])
+    assert remote.rio.crs == same.rio.crs
+    assert remote.rio.transform() == same.rio.transform()
+    assert remote.dtype == same.dtype
+    np.testing.assert_array_equal(remote.values, same.values)

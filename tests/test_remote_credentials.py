@@ -96,15 +96,6 @@ def test_a_wrong_secret_is_access_denied_in_one_line_without_the_secret(
 
 
 @pytest.fixture(scope="module")
-def moto() -> Iterator[MotoS3]:
-    server = MotoS3().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def remote_cluster(
     tmp_path_factory: pytest.TempPathFactory, moto: MotoS3, home: pathlib.Path
 ) -> Iterator[tuple[str, pathlib.Path]]:

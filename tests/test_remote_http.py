@@ -28,7 +28,7 @@ from pipeline.errors import RasterInputError
 from pipeline.io.files import gdal_path, is_remote
 from pipeline.io.gdal_env import worker_env
 from pipeline.verify import verify_raster
-from tests.servers import RangeServer, closed_port, serving
+from tests.servers import RangeServer, assert_open_equals_local, closed_port, serving
 
 
 @pytest.fixture(scope="module")
@@ -90,18 +90,7 @@ def test_open_over_http_equals_the_local_open(
     server: RangeServer, cogs: pathlib.Path, name: str, form: str
 ) -> None:
     url = server.url(name) if form == "url" else "/vsicurl/" + server.url(name)
-    remote = pipeline.open_raster(url)
-    local = pipeline.open_raster(cogs / name)
-    assert remote.chunks == local.chunks
-    with rasterio.open(cogs / name) as ds:
-        by, bx = ds.block_shapes[0]
-    assert all(c % by == 0 for c in remote.chunks[1][:-1])
-    assert all(c % bx == 0 for c in remote.chunks[2][:-1])
-    assert remote.rio.crs == local.rio.crs
-    assert remote.rio.transform() == local.rio.transform()
-    assert remote.encoding["source"] == "/vsicurl/" + server.url(name)
-    np.testing.assert_array_equal(remote.values, local.values)
-    assert remote.dtype == local.dtype
+    assert_open_equals_local(url, cogs / name, "/vsicurl/" + server.url(name))
 
 
 def test_a_window_and_an_overview_fetch_a_fraction_of_the_file(

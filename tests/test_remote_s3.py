@@ -11,7 +11,6 @@ import json
 import os
 import pathlib
 import shutil
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ import pipeline
 from pipeline.cli import cli
 from pipeline.io.cloud import endpoint_settings
 from pipeline.io.gdal_env import worker_env
-from tests.servers import CLEARED_AWS_VARS, MotoS3, offline_aws_env
+from tests.servers import CLEARED_AWS_VARS, MotoS3, assert_open_equals_local, offline_aws_env
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +35,6 @@ def cogs(shared_data: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) ->
     shutil.copyfile(shared_data / "cogeo.tif", root / "cogeo.tif")
     (root / "notes.tif").write_text("not a raster\n" * 100)
     return root
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoS3]:
-    server = MotoS3().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -112,17 +102,7 @@ def test_a_malformed_endpoint_url_is_a_config_error() -> None:
 def test_open_from_s3_equals_the_local_open(
     bucket: str, cogs: pathlib.Path, key: str, name: str
 ) -> None:
-    remote = pipeline.open_raster(f"s3://{bucket}/{key}")
-    local = pipeline.open_raster(cogs / name)
-    assert remote.encoding["source"] == f"/vsis3/{bucket}/{key}"
-    assert remote.chunks == local.chunks
-    with rasterio.open(cogs / name) as ds:
-        by, bx = ds.block_shapes[0]
-    assert all(c % by == 0 for c in remote.chunks[1][:-1])
-    assert all(c % bx == 0 for c in remote.chunks[2][:-1])
-    assert remote.rio.crs == local.rio.crs
-    assert remote.rio.transform() == local.rio.transform()
-    np.testing.assert_array_equal(remote.values, local.values)
+    assert_open_equals_local(f"s3://{bucket}/{key}", cogs / name, f"/vsis3/{bucket}/{key}")
 
 
 def test_an_overview_and_an_overview_aware_reproject_read_remotely(
