@@ -23,6 +23,7 @@ import csv
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -186,7 +187,7 @@ def run_scale(work: str, n: int = 40000, size: int = 256, reference: int = 1024,
         sched = ["--scheduler", cluster.address]
         print(f"cluster: scheduler {cluster.address}, {workers} worker processes x 1 thread")
         ref_out = folder / "scale-out-ref"
-        subprocess.run(["rm", "-rf", str(ref_out)], check=True)
+        shutil.rmtree(ref_out, ignore_errors=True)
         ref = run_pipeline(["batch", str(ref_in), "-o", str(ref_out), *common, *sched,
                             "--no-progress"], folder / "ref")  # fmt: skip
         ref_rate = reference / ref.seconds
@@ -195,7 +196,7 @@ def run_scale(work: str, n: int = 40000, size: int = 256, reference: int = 1024,
         )
 
         out = str(folder / "scale-out")
-        subprocess.run(["rm", "-rf", out], check=True)
+        shutil.rmtree(out, ignore_errors=True)
         report = str(folder / "scale-report.csv")
         state: dict[str, Any] = {"killed": None, "ticks": []}
 
