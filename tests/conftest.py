@@ -196,6 +196,22 @@ def runner() -> Iterator[CliRunner]:
         os.environ["DASK_LOGGING__DISTRIBUTED"] = env
 
 
+@pytest.fixture(autouse=True)
+def _aws_environment_restored() -> Iterator[None]:
+    """Restore this process's ``AWS_*`` variables after each test.
+
+    `pipeline.io.cloud.apply_endpoint_settings` writes GDAL's endpoint variables (derived from
+    a test's ``AWS_ENDPOINT_URL``) into ``os.environ``, which monkeypatch does not undo; left
+    there they would point later tests and the notebooks' kernels at a stopped server.
+    """
+    before = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    yield
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        if name not in before:
+            del os.environ[name]
+    os.environ.update(before)
+
+
 @pytest.fixture(scope="module")
 def moto() -> Iterator[object]:
     """moto's S3 server on 127.0.0.1 (`tests.servers.MotoS3`), for one test module."""
