@@ -15,6 +15,7 @@ import rasterio
 import pipeline
 from pipeline.errors import ClusterError
 from pipeline.preflight import check_folder_visible
+from tests.netns_cluster import tls_files
 from tests.procs import dask_command, stop_processes, wait_for_scheduler_file
 
 pytestmark = pytest.mark.cluster
@@ -23,16 +24,8 @@ pytestmark = pytest.mark.cluster
 @pytest.fixture(scope="module")
 def tls_cluster(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
     """A TLS-only scheduler and worker on 127.0.0.1 with temporary self-signed certificates."""
-    from distributed.security import Security
-
     tmp_path = tmp_path_factory.mktemp("tls")
-    sec = Security.temporary()
-    files = {}
-    for role in ("ca_file", "cert", "key"):
-        path = tmp_path / f"{role}.pem"
-        path.write_text(sec.get_tls_config_for_role("client")[role])
-        path.chmod(0o600)
-        files[role] = str(path)
+    files = tls_files(tmp_path)
     tls_args = [
         "--tls-ca-file",
         files["ca_file"],
