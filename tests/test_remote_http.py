@@ -230,3 +230,67 @@ def test_readdir_true_costs_no_more_requests_than_empty_dir(
         assert {n for _, n, _ in server.requests} == {name}, server.requests
         heads[value] = sum(method == "HEAD" for method, _, _ in server.requests)
     assert heads["TRUE"] == heads["EMPTY_DIR"] == 1
+
+
+@pytest.fixture(scope="module")
+def big_cog(cogs: pathlib.Path) -> pathlib.Path:
+    """A 4096 x 4096 x 3 COG in 256-pixel blocks (16 x 16 blocks), UTM 18N like RGB.byte."""
+    path = cogs / "big.tif"
+    y, x = np.mgrid[0:4096, 0:4096].astype(np.uint32)
+    data = np.stack([(x * 7 + y) % 251, (x ^ y) % 253, (x * y) % 241]).astype(np.uint8)
+    transform = rasterio.Affine(30, 0, 300000, 0, -30, 4500000)
+    profile = {"driver": "GTiff", "width": 4096, "height": 4096, "count": 3, "dtype": "uint8",
+               "crs": "EPSG:32618", "transform": transform}  # fmt: skip
+    with rasterio.MemoryFile() as mem:
+        with mem.open(**profile) as ds:
+            ds.write(data)
+        rasterio.shutil.copy(
+            mem.name, str(path), driver="COG", BLOCKSIZE=256, COMPRESS="DEFLATE",
+            OVERVIEWS="NONE",
+        )  # fmt: skip
+    return path
+
+
+def test_a_remote_window_costs_one_request_per_block_row_and_no_more_than_rioxarray(
+    server: RangeServer, big_cog: pathlib.Path
+) -> None:
+    # The middle quarter (2048 x 2048 pixels: 8 x 8 or 9 x 9 blocks) to EPSG:3857: the default
+    # destination chunks of a remote source are strips as wide as the output, so each block
+    # row of the source window is fetched with one request (GDAL merges consecutive blocks).
+    import rioxarray
+    from rasterio.warp import calculate_default_transform, transform_bounds
+
+    with rasterio.open(big_cog) as ds:
+        res = calculate_default_transform(ds.crs, "EPSG:3857", ds.width, ds.height, *ds.bounds)
+        crs, src_transform = ds.crs, ds.transform
+    window = rasterio.windows.Window(1024, 1024, 2048, 2048)
+    wb = rasterio.windows.bounds(window, src_transform)
+    left, bottom, right, top = transform_bounds(crs, "EPSG:3857", *wb)
+    r = res[0].a
+    bounds = (left, top - round((top - bottom) / r) * r, left + round((right - left) / r) * r, top)
+    out = pipeline.reproject(
+        pipeline.open_raster(server.url(big_cog.name)), "EPSG:3857", resolution=r, bounds=bounds
+    )
+    assert out.sizes["x"] > 2048 and len(out.chunks[2]) == 1, out.chunks
+    server.reset_counts()
+    values = out.values
+    ours = [rng for method, _, rng in server.requests if method == "GET"]
+    # the blocks under the output's footprint, in the source
+    clip = transform_bounds("EPSG:3857", crs, *bounds, densify_pts=21)
+    rows = rasterio.windows.from_bounds(*clip, transform=src_transform)
+    block_rows = int(rows.row_off + rows.height) // 256 - int(rows.row_off) // 256 + 1
+    assert len(ours) <= block_rows + 1, ours  # + the header
+
+    server.token = uuid.uuid4().hex[:12]  # nothing served from GDAL's cache of the first run
+    server.reset_counts()
+    theirs = rioxarray.open_rasterio(server.url(big_cog.name), chunks={"x": 1024, "y": 1024})
+    theirs = theirs.rio.clip_box(*clip).rio.reproject(
+        "EPSG:3857", transform=out.rio.transform(), shape=out.shape[1:]
+    )
+    theirs.values  # noqa: B018
+    assert len(ours) <= sum(method == "GET" for method, _, _ in server.requests)
+    # and the pixels are the same as the local file's
+    local = pipeline.reproject(
+        pipeline.open_raster(big_cog), "EPSG:3857", resolution=r, bounds=bounds
+    )
+    np.testing.assert_array_equal(values, local.values)

@@ -178,6 +178,35 @@ def test_default_destination_chunks_are_whole_blocks(
         assert all(edge % step == 0 for edge in edges[:-1])  # every boundary on the block grid
 
 
+@pytest.mark.parametrize(
+    ("shape", "count", "dtype", "y_chunk", "x_chunks"),
+    [
+        ((3000, 2061), 3, "uint8", 384, (2061,)),  # one strip column, <= 1024 x 1024 pixels
+        ((3000, 1000), 1, "uint8", 1024, (1000,)),  # narrow: as the local default
+        ((3000, 20000), 1, "uint8", 128, (7168, 7168, 5664)),  # wider than 8192: split evenly
+        ((3000, 3000), 16, "float64", 128, (3000,)),  # 512 x 512 pixels of 128 bytes each
+        ((3000, 9000), 16, "float64", 128, (3072, 3072, 2856)),  # a block row <= 64 MiB
+    ],
+)
+def test_default_chunks_of_a_remote_source_are_full_width_strips_of_whole_blocks(
+    shape, count, dtype, y_chunk, x_chunks
+) -> None:
+    height, width = shape
+    data = dsa.zeros((count, height, width), dtype=dtype, chunks=(count, 500, 500))
+    spec = warp_spec(synthetic_da(data, UTM_30M, chunks=None), "EPSG:32618")
+    ys, xs = warp_graph.destination_chunks(None, spec, remote=True)
+    assert xs == x_chunks and sum(ys) == height
+    assert set(ys[:-1]) == {y_chunk} and 0 < ys[-1] <= y_chunk
+    block_rows, block_cols = spec.block
+    assert y_chunk % block_rows == 0 and all(x % block_cols == 0 for x in xs[:-1])
+    local_y, local_x = warp_graph.destination_chunks(None, spec)
+    # no more pixels than the local default's chunks, or one block row of at most 64 MiB
+    pixels = y_chunk * max(xs)
+    assert pixels <= local_y[0] * local_x[0] or (
+        y_chunk == block_rows and pixels * count * np.dtype(dtype).itemsize <= 64 * 2**20
+    )
+
+
 def _spec(height: int = 100, width: int = 80):
     data = dsa.zeros((1, height, width), dtype="uint8", chunks=50)
     return warp_spec(synthetic_da(data, UTM_30M, chunks=None), "EPSG:32618")

@@ -41,7 +41,7 @@ from rasterio.enums import Resampling
 
 from pipeline import config
 from pipeline.errors import CRSInputError, RasterInputError, ReprojectError
-from pipeline.io.files import overview_shapes
+from pipeline.io.files import is_remote, overview_shapes
 from pipeline.io.open import file_source, open_raster, user_name
 from pipeline.warp import grid
 from pipeline.warp import overviews as ovr
@@ -184,7 +184,9 @@ def reproject(
         Destination chunks, independent of the source chunks; the result does not depend on
         them. Default: about 1024 x 1024 in whole blocks of the warp's block grid, smaller
         (768, 512, ...) when a chunk would exceed 64 MiB or the source window it needs
-        128 MiB (heavy downsampling).
+        128 MiB (heavy downsampling). For a remote file (HTTP, S3), strips of the same area
+        as wide as the output (up to 8192 pixels): one request per block row of the source
+        (`pipeline.warp.graph.destination_chunks`).
     target_aligned_pixels : bool, default False
         Align the destination extent to the resolution (``gdalwarp -tap``).
     overviews : bool, default True
@@ -277,13 +279,13 @@ def reproject(
         if overview is not None:
             source_da, spec = overview
     dst, count = spec.dst, spec.count
-    out_chunks = destination_chunks(chunks, spec)
-    windows = grid.source_windows(spec.src, dst, out_chunks, halo=spec.halo)
-
     if not hasattr(source_da.data, "dask"):
         source_da = source_da.chunk()
     data: dsa.Array = source_da.data
     file = file_source(source_da, lazy=True) if config.get("reproject.direct-reads") else None
+    out_chunks = destination_chunks(chunks, spec, remote=file is not None and is_remote(file.path))
+    windows = grid.source_windows(spec.src, dst, out_chunks, halo=spec.halo)
+
     name = f"pipeline-reproject-{tokenize(data.name, spec, out_chunks, dtype.str, file)}"
     dsk = build_graph(name, data, windows, out_chunks, spec, dtype.name, file)
     if file is None:
