@@ -174,3 +174,57 @@ def test_write_tasks_are_named_for_the_dashboard(tmp_path, shared_data) -> None:
     prefixes = {key_split(t["key"]) for t in stream.data}
     assert "pipeline-write" in prefixes, prefixes
     assert not any(p.startswith("store") for p in prefixes), prefixes
+
+
+def test_the_lock_holder_alone_compresses_with_several_gdal_threads() -> None:
+    import pickle
+    import threading
+
+    from rasterio.env import get_gdal_config
+
+    from pipeline.io.locks import CompressingLock
+
+    lock = CompressingLock(threading.Lock(), threads=3)
+    seen: dict[str, object] = {}
+    held, done = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with lock:
+            seen["holder"] = get_gdal_config("GDAL_NUM_THREADS")
+            held.set()
+            done.wait(10)
+        seen["after"] = get_gdal_config("GDAL_NUM_THREADS")
+
+    def other() -> None:
+        held.wait(10)
+        seen["other"] = get_gdal_config("GDAL_NUM_THREADS")
+        seen["other_waits"] = not lock.lock.acquire(timeout=0.05)
+        done.set()
+
+    before = get_gdal_config("GDAL_NUM_THREADS")
+    threads = [threading.Thread(target=holder), threading.Thread(target=other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen == {"holder": 3, "other": before, "other_waits": True, "after": before}
+    assert not lock.locked()
+    # a cluster's lock is shipped to the workers with the wrapper
+    copy = pickle.loads(pickle.dumps(CompressingLock(lock=None, threads=2)))
+    assert copy == CompressingLock(lock=None, threads=2)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_compression_threads_under_the_lock_change_no_pixel(tmp_path, dtype) -> None:
+    import dask
+
+    src = write_synthetic_raster(tmp_path / "in.tif", height=1024, width=1536, block=256)
+    da = pipeline.open_raster(src, chunks={"y": 512, "x": 512}).astype(dtype)
+    outs = []
+    for threads in (1, 0):
+        with dask.config.set({"pipeline.write.compress-threads": threads, "scheduler": "threads"}):
+            outs.append(pipeline.write_raster(da, tmp_path / f"out{threads}.tif"))
+    with rasterio.open(outs[0]) as one, rasterio.open(outs[1]) as many:
+        assert one.profile["compress"] == many.profile["compress"] == "deflate"
+        np.testing.assert_array_equal(one.read(), many.read())
+        np.testing.assert_array_equal(one.read(), da.values)

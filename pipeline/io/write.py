@@ -19,7 +19,7 @@ from pipeline import chunking, config
 from pipeline.errors import ClusterError
 from pipeline.io.colorinterp import COLORINTERP_KEY
 from pipeline.io.colormap import COLORMAP_KEY
-from pipeline.io.locks import write_lock
+from pipeline.io.locks import CompressingLock, write_lock
 from pipeline.io.metadata import RasterMetadata, write_metadata
 from pipeline.io.profile import creation_profile, output_driver
 from pipeline.io.staged import (
@@ -150,6 +150,8 @@ def write_raster(
         Extra GDAL creation options (``BIGTIFF`` defaults to ``IF_SAFER``).
     lock : lock, optional
         Default: a lock matched to the active scheduler (``distributed.Lock`` on a cluster).
+        Held while a chunk is written; GDAL compresses the chunk's tiles inside it on all the
+        cores of the holding process (`pipeline.io.locks.CompressingLock`).
     progress : bool, default False
         Show a progress bar while computing.
     scheduler : str or callable, optional
@@ -201,6 +203,8 @@ def write_raster(
         ensure_cluster_ready(client, os.path.dirname(dst))
     if lock is None:
         lock = write_lock(f"pipeline-write-{tokenize(dst)}") if scheduler is None else Lock()
+    if lock is not False:  # False: rioxarray writes without a lock (the caller's choice)
+        lock = CompressingLock(lock, int(config.get("write.compress-threads")) or None)
     if not hasattr(da.data, "dask"):
         da = da.chunk()
     block = int(max_block or config.get("write.max-block"))
