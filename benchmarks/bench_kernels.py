@@ -32,7 +32,10 @@ the 4-band image, with four bands of work per task.
 (b) For ``slope`` and ``focal-mean`` (3 x 3): the 2-thread time divided by a plain whole-array
     implementation with the same nodata and edge rules (numpy slicing for Horn's slope,
     ``scipy.ndimage.uniform_filter`` for the mean of valid pixels). Target < 1 (faster). The
-    reference results are compared with pipeline's (printed max difference).
+    reference results are compared with pipeline's (printed max difference). scipy is not a
+    dependency of the project (it would cost every command ~0.17 s of start-up: dask.array
+    imports it when it is installed), so run this benchmark with it added:
+    ``uv run --with scipy python benchmarks/bench_kernels.py``.
 
 "cores used" is this process's CPU time over wall time in the best 2-thread run: at most 1
 while the GIL serialises the threads, close to 2 when both threads compute. "other CPU" is
@@ -42,8 +45,8 @@ machine it explains noisy speedups. A control kernel, the same slope loop compil
 
 Usage::
 
-    uv run python benchmarks/bench_kernels.py                  # 4096 x 4096, best of 7
-    uv run python benchmarks/bench_kernels.py --size 2048 --kernels slope focal-mean
+    uv run --with scipy python benchmarks/bench_kernels.py     # 4096 x 4096, best of 7
+    uv run --with scipy python benchmarks/bench_kernels.py --size 2048 --kernels slope focal-mean
 """
 
 from __future__ import annotations
@@ -62,7 +65,6 @@ import numba
 import numpy as np
 import xarray as xr
 from dask.core import flatten
-from scipy.ndimage import uniform_filter
 from stages import machine_busy_seconds
 
 import pipeline
@@ -254,6 +256,13 @@ def numpy_slope(dem: np.ndarray, dx: float, dy: float) -> np.ndarray:
 
 def scipy_focal_mean(dem: np.ndarray) -> np.ndarray:
     """Mean of the valid pixels of each 3 x 3 window with scipy (NaN for nodata centres)."""
+    try:
+        from scipy.ndimage import uniform_filter
+    except ImportError:
+        raise SystemExit(
+            "the focal-mean anchor needs scipy: "
+            "uv run --with scipy python benchmarks/bench_kernels.py"
+        ) from None
     valid = dem != NODATA
     total = uniform_filter(np.where(valid, dem, 0).astype(np.float64), 3, mode="constant")
     count = uniform_filter(valid.astype(np.float64), 3, mode="constant")

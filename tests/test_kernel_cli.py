@@ -83,7 +83,8 @@ def test_compute_slope_with_a_parameter(dem_path, tmp_path) -> None:
     with rasterio.open(dem_path) as src:
         dem = src.read(1).astype(np.float64)
         crs, transform = src.crs, src.transform
-    # Horn's slope by scipy (tests/test_kernel_terrain.py), on the 30 m UTM pixels of the file.
+    # Horn's slope by the window reference (tests/test_kernel_terrain.py), on the file's 30 m
+    # UTM pixels.
     assert crs.is_projected and (transform.a, -transform.e) == (30.0, 30.0)
     expected = _reference(np.where(dem == -9999.0, np.nan, 2.0 * dem), "slope", 30.0, 30.0)
     with rasterio.open(dst) as ds:
