@@ -203,7 +203,10 @@ def write_raster(
         ensure_cluster_ready(client, os.path.dirname(dst))
     if lock is None:
         lock = write_lock(f"pipeline-write-{tokenize(dst)}") if scheduler is None else Lock()
-    if lock is not False:  # False: rioxarray writes without a lock (the caller's choice)
+    # Compress on all cores while holding the lock, unless the chunks are written one after
+    # the other in this thread anyway ("sync": a batch tile inside its task, whose parallelism
+    # is the other tasks) or the caller asked for no lock (False).
+    if lock is not False and scheduler != "sync":
         lock = CompressingLock(lock, int(config.get("write.compress-threads")) or None)
     if not hasattr(da.data, "dask"):
         da = da.chunk()
