@@ -209,6 +209,12 @@ def test_the_lock_holder_alone_compresses_with_several_gdal_threads() -> None:
         t.join(20)
     assert seen == {"holder": 3, "other": before, "other_waits": True, "after": before}
     assert not lock.locked()
+    # the locks of two outputs held at once by one thread restore in turn
+    with lock:
+        with CompressingLock(threading.Lock(), threads=2):
+            assert get_gdal_config("GDAL_NUM_THREADS") == 2
+        assert get_gdal_config("GDAL_NUM_THREADS") == 3
+    assert get_gdal_config("GDAL_NUM_THREADS") == before
     # a cluster's lock is shipped to the workers with the wrapper
     copy = pickle.loads(pickle.dumps(CompressingLock(lock=None, threads=2)))
     assert copy == CompressingLock(lock=None, threads=2)

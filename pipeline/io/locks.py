@@ -25,6 +25,14 @@ def write_lock(key: str) -> Any:
 _held = threading.local()
 
 
+def _stack() -> list[tuple[bool, bytes | None]]:
+    """What each `CompressingLock` held by this thread replaced, innermost last."""
+    if not hasattr(_held, "stack"):
+        _held.stack = []
+    stack: list[tuple[bool, bytes | None]] = _held.stack
+    return stack
+
+
 def _threads() -> int:
     from dask.system import CPU_COUNT  # affinity and the cgroup CPU quota
 
@@ -72,16 +80,16 @@ class CompressingLock:
         ok = bool(self.lock.acquire(*args, **kwargs))
         if ok:
             threads = self.threads if self.threads and self.threads > 0 else _threads()
-            value = str(threads).encode()
             try:
-                _held.previous = (True, _set_thread_config(b"GDAL_NUM_THREADS", value))
+                previous = (True, _set_thread_config(b"GDAL_NUM_THREADS", str(threads).encode()))
             except (OSError, AttributeError):  # no libgdal to reach: compress on one thread
-                _held.previous = (False, None)
+                previous = (False, None)
+            _stack().append(previous)  # a stack: locks of two outputs may nest in a thread
         return ok
 
     def release(self) -> None:
-        changed, previous = getattr(_held, "previous", (False, None))
-        _held.previous = (False, None)
+        stack = _stack()
+        changed, previous = stack.pop() if stack else (False, None)
         try:
             if changed:
                 _set_thread_config(b"GDAL_NUM_THREADS", previous)
