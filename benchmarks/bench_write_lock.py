@@ -3,10 +3,10 @@
 Every output chunk is written under one lock (rioxarray's ``to_raster``: open, write the chunk,
 close), so GDAL compresses the chunk's tiles while every other task waits for the lock. With
 ``pipeline.write.compress-threads: 1`` the holder compresses alone; with the default ``0`` the
-holder's ``GDAL_NUM_THREADS`` is the process's cores while it holds the lock
-(`pipeline.io.locks.CompressingLock`), so the tiles are compressed in parallel and the lock is
-free sooner. Each job runs as a whole ``pipeline`` process (start-up included), the two settings
-interleaved, ``--repeats`` times:
+holder's ``GDAL_NUM_THREADS`` is the process's cores while it holds the lock, once the
+process's threads wait for the lock (`pipeline.io.locks.CompressingLock`), so the tiles are
+compressed in parallel and the lock is free sooner. Each job runs as a whole ``pipeline``
+process (start-up included), the two settings interleaved, ``--repeats`` times:
 
 - ``compute``: ``pipeline compute IN OUT --kernel focal-mean`` (a cheap kernel and a float32
   output: compression is most of the work, so the lock is the bottleneck);
@@ -48,7 +48,7 @@ JOBS = {
     "reproject": ["reproject", "{src}", "{dst}", "--dst-crs", "EPSG:3857", "--resampling",
                   "bilinear"],
 }  # fmt: skip
-SETTINGS = {"one thread": "1", "default (all cores)": "0"}
+SETTINGS = {"one thread": "1", "default (by contention)": "0"}
 
 
 def run(job: str, setting: str, src: pathlib.Path, dst: pathlib.Path) -> tuple[float, float]:
@@ -108,7 +108,7 @@ def main() -> None:
             walls = " ".join(f"{w:.2f}" for w, _ in runs)
             print(f"    {setting:22s} median wall {med[setting]:6.2f} s  CPU {cpu:6.2f} s"
                   f"  (walls {walls})")  # fmt: skip
-        ratio = med["default (all cores)"] / med["one thread"]
+        ratio = med["default (by contention)"] / med["one thread"]
         print(f"    default / one thread: {ratio:.3f}x wall; same pixels: "
               f"{same_pixels(*outs.values())}")  # fmt: skip
         if busy0 is not None and busy1 is not None:

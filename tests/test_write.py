@@ -234,3 +234,35 @@ def test_compression_threads_under_the_lock_change_no_pixel(tmp_path, dtype) -> 
         assert one.profile["compress"] == many.profile["compress"] == "deflate"
         np.testing.assert_array_equal(one.read(), many.read())
         np.testing.assert_array_equal(one.read(), da.values)
+
+
+def test_the_lock_holder_takes_all_cores_only_once_threads_wait_for_the_lock() -> None:
+    import threading
+    import time
+
+    from dask.system import CPU_COUNT
+    from rasterio.env import get_gdal_config
+
+    from pipeline.io.locks import CompressingLock
+
+    before = get_gdal_config("GDAL_NUM_THREADS")
+    quiet = CompressingLock(threading.Lock())
+    for _ in range(3):  # nobody waits: one thread, the other threads are computing
+        with quiet:
+            assert get_gdal_config("GDAL_NUM_THREADS") == 1
+    busy = CompressingLock(threading.Lock())
+    seen: list[object] = []
+
+    def work() -> None:
+        for _ in range(3):
+            with busy:
+                seen.append(get_gdal_config("GDAL_NUM_THREADS"))
+                time.sleep(0.1)  # each holder keeps the other waiting
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen[0] == 1 and seen[-1] == max(1, int(CPU_COUNT)), seen
+    assert get_gdal_config("GDAL_NUM_THREADS") == before

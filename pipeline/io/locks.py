@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +26,12 @@ def write_lock(key: str) -> Any:
 _held = threading.local()
 
 
-def _stack() -> list[tuple[bool, bytes | None]]:
-    """What each `CompressingLock` held by this thread replaced, innermost last."""
+def _stack() -> list[tuple[bool, bytes | None, Any, float]]:
+    """For each `CompressingLock` this thread holds, innermost last: whether GDAL's setting
+    was changed, its old value, the lock's identity and when it was taken."""
     if not hasattr(_held, "stack"):
         _held.stack = []
-    stack: list[tuple[bool, bytes | None]] = _held.stack
+    stack: list[tuple[bool, bytes | None, Any, float]] = _held.stack
     return stack
 
 
@@ -37,6 +39,35 @@ def _threads() -> int:
     from dask.system import CPU_COUNT  # affinity and the cgroup CPU quota
 
     return max(1, int(CPU_COUNT))
+
+
+def _identity(lock: Any) -> Any:
+    """What names ``lock`` in this process: a ``SerializableLock``'s token, a
+    ``distributed.Lock``'s name, else the object."""
+    if type(lock).__module__.split(".")[0] == "distributed":
+        return ("distributed", getattr(lock, "name", id(lock)))
+    return getattr(lock, "token", None) or id(lock)
+
+
+@dataclass
+class _Contention:
+    """Moving averages, per lock, of how long this process's threads waited for it and held it."""
+
+    wait: float = 0.0
+    hold: float = 0.0
+    holds: int = 0
+
+    def contended(self) -> bool:
+        """Threads wait, on average, more than a fifth of the time a holder holds the lock."""
+        return self.holds > 0 and self.wait > 0.2 * self.hold
+
+
+#: How much of each new measure goes into the averages.
+_SMOOTHING = 0.3
+_contention: dict[Any, _Contention] = {}
+#: Locks (outputs) whose averages are kept.
+_KEPT = 256
+_guard = threading.Lock()
 
 
 def _set_thread_config(name: bytes, value: bytes | None) -> bytes | None:
@@ -62,37 +93,61 @@ class CompressingLock:
     it. While this lock is held, the holding thread's ``GDAL_NUM_THREADS`` (a thread-local
     GDAL setting, the GTiff driver's ``NUM_THREADS`` when it opens the file) is ``threads``:
     the tiles of the chunk are compressed in parallel, so the lock is held for a fraction of
-    the time (``benchmarks/RESULTS.md``). Everything else keeps the workers'
-    ``GDAL_NUM_THREADS`` (1: dask's threads are the parallelism).
+    the time. Everything else keeps the workers' ``GDAL_NUM_THREADS`` (1: dask's threads are
+    the parallelism).
+
+    By default the number follows the contention this process sees: all its cores once its
+    threads wait for the lock, on average, more than a fifth of the time it is held (their
+    cores would otherwise sit idle: ``bench_write_lock.py``, a focal mean of 8192 x 8192 x 3,
+    0.74x the wall time); else one thread. Taking all the cores while the other threads
+    compute their chunks only oversubscribes them (``bench_compute.py``, the seed kernel:
+    1.02-1.07x the recipe's time instead of 1.00-1.02x).
 
     Parameters
     ----------
     lock : lock
         The lock serialising the writes (``acquire``/``release``); pickled with this object.
     threads : int, optional
-        Compression threads; default the cores of the process holding the lock.
+        Compression threads, whatever the contention.
     """
 
     lock: Any
     threads: int | None = None
 
     def acquire(self, *args: Any, **kwargs: Any) -> bool:
+        key = _identity(self.lock)
+        start = time.perf_counter()
         ok = bool(self.lock.acquire(*args, **kwargs))
-        if ok:
-            threads = self.threads if self.threads and self.threads > 0 else _threads()
-            try:
-                previous = (True, _set_thread_config(b"GDAL_NUM_THREADS", str(threads).encode()))
-            except (OSError, AttributeError):  # no libgdal to reach: compress on one thread
-                previous = (False, None)
-            _stack().append(previous)  # a stack: locks of two outputs may nest in a thread
-        return ok
+        if not ok:
+            return False
+        taken = time.perf_counter()
+        with _guard:
+            if key not in _contention and len(_contention) >= _KEPT:
+                del _contention[next(iter(_contention))]  # the oldest output's
+            stats = _contention.setdefault(key, _Contention())
+            stats.wait += _SMOOTHING * (taken - start - stats.wait)
+            busy = stats.contended()
+        threads = _threads() if busy else 1
+        if self.threads and self.threads > 0:
+            threads = self.threads
+        try:
+            old = _set_thread_config(b"GDAL_NUM_THREADS", str(threads).encode())
+            _stack().append((True, old, key, taken))
+        except (OSError, AttributeError):  # no libgdal to reach: compress on one thread
+            _stack().append((False, None, key, taken))
+        return True
 
     def release(self) -> None:
         stack = _stack()
-        changed, previous = stack.pop() if stack else (False, None)
         try:
-            if changed:
-                _set_thread_config(b"GDAL_NUM_THREADS", previous)
+            if stack:  # a stack: the locks of two outputs may nest in one thread
+                changed, previous, key, taken = stack.pop()
+                with _guard:
+                    stats = _contention.get(key) or _Contention()
+                    stats.hold += _SMOOTHING * (time.perf_counter() - taken - stats.hold)
+                    stats.holds += 1
+                if changed:
+                    _set_thread_config(b"GDAL_NUM_THREADS", previous)
         finally:
             self.lock.release()
 

@@ -151,7 +151,8 @@ def write_raster(
     lock : lock, optional
         Default: a lock matched to the active scheduler (``distributed.Lock`` on a cluster).
         Held while a chunk is written; GDAL compresses the chunk's tiles inside it on all the
-        cores of the holding process (`pipeline.io.locks.CompressingLock`).
+        cores of the holding process once tasks wait for the lock
+        (`pipeline.io.locks.CompressingLock`).
     progress : bool, default False
         Show a progress bar while computing.
     scheduler : str or callable, optional
