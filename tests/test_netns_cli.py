@@ -54,30 +54,24 @@ def test_hosts_are_namespaces_apart_from_the_root_one(net_cluster) -> None:
     assert "default" not in routes.stdout  # the bridge reaches the other hosts and nothing else
 
 
-def test_compute_over_tls_equals_the_local_run(net_cluster, shared_data, tmp_path) -> None:
-    folder = net_cluster.folder / "compute"
+@pytest.mark.parametrize(
+    ("command", "args"),
+    [
+        ("compute", ["--kernel", "reverse-bands", "--no-progress"]),
+        ("reproject", ["--dst-crs", "EPSG:3857", "--resampling", "bilinear", "--chunks", "256",
+                       "--no-progress"]),
+    ],
+)  # fmt: skip
+def test_command_over_tls_equals_the_local_run(
+    net_cluster, shared_data, tmp_path, command, args
+) -> None:
+    folder = net_cluster.folder / command
     folder.mkdir()
     src = shared_data / "RGB.byte.tif"
-    args = ["--kernel", "reverse-bands", "--no-progress"]
-    local = invoke("compute", src, tmp_path / "local.tif", *args)
+    local = invoke(command, src, tmp_path / "local.tif", *args)
     assert local.exit_code == 0, local.stderr
     remote = net_cluster.pipeline(
-        "compute", str(src), str(folder / "o.tif"), *args, "--scheduler", net_cluster.address
-    )
-    assert remote.returncode == 0, remote.stderr
-    assert_same_raster(folder / "o.tif", tmp_path / "local.tif")
-
-
-def test_reproject_over_tls_equals_the_local_run(net_cluster, shared_data, tmp_path) -> None:
-    folder = net_cluster.folder / "reproject"
-    folder.mkdir()
-    src = shared_data / "RGB.byte.tif"
-    args = ["--dst-crs", "EPSG:3857", "--resampling", "bilinear", "--chunks", "256",
-            "--no-progress"]  # fmt: skip
-    local = invoke("reproject", src, tmp_path / "local.tif", *args)
-    assert local.exit_code == 0, local.stderr
-    remote = net_cluster.pipeline(
-        "reproject", str(src), str(folder / "o.tif"), *args, "--scheduler", net_cluster.address
+        command, str(src), str(folder / "o.tif"), *args, "--scheduler", net_cluster.address
     )
     assert remote.returncode == 0, remote.stderr
     assert_same_raster(folder / "o.tif", tmp_path / "local.tif")

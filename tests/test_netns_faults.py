@@ -138,28 +138,27 @@ def _check_output(job: dict[str, Any], name: str) -> None:
     assert _leftovers(job["folder"]) == []
 
 
-def test_worker_link_cut_while_it_runs_tasks(net_cluster, job, record_property) -> None:
+@pytest.mark.parametrize(
+    ("writing", "name", "label", "moment"),
+    [
+        (False, "worker-cut", "worker link cut", "while it executed a task"),
+        (True, "lock-cut", "lock holder link cut", "inside its locked chunk write"),
+    ],
+    ids=["while-it-runs-tasks", "while-it-holds-the-write-lock"],
+)
+def test_worker_link_cut(net_cluster, job, record_property, writing, name, label, moment) -> None:
     def cut() -> str:
-        w = _poll(lambda: _busy_worker(net_cluster, writing=False), what="a busy worker")
+        w = _poll(
+            lambda: _busy_worker(net_cluster, writing=writing),
+            what="a lock holder" if writing else "a busy worker",
+        )
         net_cluster.hosts.set_link(w, False)
-        return f"{w}'s link cut while it executed a task"
+        return f"{w}'s link cut {moment}"
 
-    proc, what, _ = _run_with_fault(net_cluster, job, "worker-cut", cut)
+    proc, what, _ = _run_with_fault(net_cluster, job, name, cut)
     assert proc.returncode == 0, proc.stderr
-    _report(record_property, "worker link cut", job, _seconds(proc.stdout), what)
-    _check_output(job, "worker-cut")
-
-
-def test_worker_link_cut_while_it_holds_the_write_lock(net_cluster, job, record_property) -> None:
-    def cut() -> str:
-        w = _poll(lambda: _busy_worker(net_cluster, writing=True), what="a lock holder")
-        net_cluster.hosts.set_link(w, False)
-        return f"{w}'s link cut inside its locked chunk write"
-
-    proc, what, _ = _run_with_fault(net_cluster, job, "lock-cut", cut)
-    assert proc.returncode == 0, proc.stderr
-    _report(record_property, "lock holder link cut", job, _seconds(proc.stdout), what)
-    _check_output(job, "lock-cut")
+    _report(record_property, label, job, _seconds(proc.stdout), what)
+    _check_output(job, name)
 
 
 def test_scheduler_link_cut_briefly_the_run_completes(net_cluster, job, record_property) -> None:
